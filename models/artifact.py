@@ -1,0 +1,221 @@
+"""The model artifact: one directory holding everything needed to encode.
+
+    config.json        schema version, ModelConfig, versions, weight storage details
+    weights.safetensors  trained weights (towers equal to their packaged pretrained
+                         weights are left out and named in config.json instead)
+    vocab.json         the word vocabulary (bilstm text tower only)
+    checksums.json     sha256 of each file above and the model id derived from them
+    metrics.json       evaluation results (written later; not part of the id)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from models.config import ModelConfig
+from models.errors import ArtifactError, ModelsError
+from models.image_encoders import build_image_encoder
+from models.joint import JointModel
+from models.text_encoders import build_text_encoder
+from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
+
+SCHEMA_VERSION = 1
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS = (
+    "config.json",
+    "weights.safetensors",
+    "vocab.json",
+    "checksums.json",
+    "metrics.json",
+)
+_TOWERS = ("image_tower", "text_tower")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _model_id(file_hashes: dict[str, str]) -> str:
+    joined = "\n".join(f"{name}:{file_hashes[name]}" for name in sorted(file_hashes))
+    return "sha256-" + hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _unchanged_pretrained_towers(model: JointModel) -> list[str]:
+    """Towers whose weights still equal the packaged pretrained weights."""
+    same = []
+    fresh = {
+        "image_tower": lambda: build_image_encoder(model.config.image),
+        "text_tower": lambda: build_text_encoder(model.config.text),
+    }
+    for name in _TOWERS:
+        tower_config = model.config.image if name == "image_tower" else model.config.text
+        if not tower_config.pretrained or tower_config.name == "bilstm":
+            continue
+        reference = fresh[name]().state_dict()
+        current = getattr(model, name).state_dict()
+        if reference.keys() == current.keys() and all(
+            torch.equal(reference[k].cpu(), current[k].cpu()) for k in current
+        ):
+            same.append(name)
+    return same
+
+
+def save_artifact(
+    model: JointModel,
+    directory: str | Path,
+    *,
+    metrics: dict[str, Any] | None = None,
+    weights_dtype: str = "float32",
+) -> str:
+    """Write `model` as an artifact directory and return its model id.
+
+    `weights_dtype="float16"` halves the size; floating weights load back as float32.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    from_package = _unchanged_pretrained_towers(model)
+    dtype = {"float32": torch.float32, "float16": torch.float16}[weights_dtype]
+    state = {
+        key: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
+        for key, value in model.state_dict().items()
+        if key.split(".")[0] not in from_package
+    }
+    save_file(state, str(directory / WEIGHTS))
+    files = [CONFIG, WEIGHTS]
+    if isinstance(model.tokenizer, WordTokenizer):
+        model.tokenizer.save(directory / VOCAB)
+        files.append(VOCAB)
+    config = {
+        "schema_version": SCHEMA_VERSION,
+        "model": model.config.to_dict(),
+        "weights_from_packages": from_package,
+        "weights_dtype": weights_dtype,
+        "versions": {
+            "fashion-retrieval": _version("fashion-retrieval"),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    hashes = {name: _sha256(directory / name) for name in files}
+    model_id = _model_id(hashes)
+    (directory / CHECKSUMS).write_text(
+        json.dumps({"model_id": model_id, "files": hashes}, indent=2) + "\n", encoding="utf-8"
+    )
+    if metrics is not None:
+        write_metrics(directory, metrics)
+    model.model_id = model_id
+    return model_id
+
+
+def write_metrics(directory: str | Path, metrics: dict[str, Any]) -> None:
+    (Path(directory) / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
+def read_metrics(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / METRICS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"model artifact is incomplete: {path.name} is missing in {path.parent}") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"model artifact file {path} is damaged: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"model artifact file {path} is damaged: expected a JSON object")
+    return data
+
+
+def verify_artifact(directory: Path) -> str:
+    """Check every file against checksums.json; return the model id."""
+    if not directory.is_dir():
+        raise ArtifactError(f"model artifact not found: {directory} is not a directory")
+    recorded = _read_json(directory / CHECKSUMS)
+    hashes = recorded.get("files", {})
+    for name, expected in hashes.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"model artifact is incomplete: {name} is missing in {directory}")
+        if _sha256(path) != expected:
+            raise ArtifactError(f"model artifact is damaged: {path} does not match its checksum")
+    model_id = _model_id(hashes)
+    if recorded.get("model_id") != model_id:
+        raise ArtifactError(f"model artifact is damaged: {directory / CHECKSUMS} names another model id")
+    return model_id
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelsError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU; use 'cpu' or 'auto'")
+    return resolved
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "auto") -> JointModel:
+    """Load an artifact directory (None: the bundled default model) ready to encode.
+
+    Never downloads. Raises ArtifactError for a missing, incomplete or damaged artifact.
+    """
+    directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    if path is None and not (directory / CONFIG).is_file():
+        raise ArtifactError(
+            f"the bundled default model is missing from {directory}; reinstall the project "
+            "or pass the path of a trained artifact"
+        )
+    model_id = verify_artifact(directory)
+    stored = _read_json(directory / CONFIG)
+    if stored.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{directory / CONFIG} has schema version {stored.get('schema_version')!r}; "
+            f"this version of fashion-retrieval reads version {SCHEMA_VERSION}"
+        )
+    config = ModelConfig.from_dict(stored["model"])
+    tokenizer: Tokenizer = (
+        WordTokenizer.load(directory / VOCAB) if config.text.name == "bilstm" else MiniLMTokenizer(config.text.max_length)
+    )
+    model = JointModel(config, tokenizer)
+    _load_weights(model, directory / WEIGHTS, stored.get("weights_from_packages", []))
+    model.model_id = model_id
+    model.metrics = read_metrics(directory)
+    return model.to(resolve_device(device)).eval()
+
+
+def _load_weights(model: JointModel, path: Path, from_packages: list[str]) -> None:
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise ArtifactError(f"cannot read the weights {path}: {exc}") from exc
+    expected = {k: v for k, v in model.state_dict().items() if k.split(".")[0] not in from_packages}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(
+            f"the weights {path} do not fit the architecture in config.json "
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
+        )
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)

@@ -1,0 +1,102 @@
+"""The joint embedding model: an image tower and a text tower, each with a projection
+into one space of `embed_dim`, where a photo and its title land close together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from models.config import ModelConfig
+from models.heads import build_head
+from models.image_encoders import build_image_encoder
+from models.images import open_image
+from models.text_encoders import build_text_encoder
+from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
+from models.transforms import ImageTransform
+
+ImageInput = str | Path | bytes | Image.Image
+
+
+class JointModel(nn.Module):
+    """Deep CMPL's two-tower model (also the shape of the Siamese and Correlational nets).
+
+    `embed_*` are the raw, differentiable projections used in training;
+    `encode_*` are batched, gradient-free, L2-normalised numpy embeddings for serving.
+    """
+
+    def __init__(self, config: ModelConfig, tokenizer: Tokenizer) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.transform = ImageTransform(config.preprocess)
+        vocab_size = len(tokenizer) if isinstance(tokenizer, WordTokenizer) else 0
+        self.image_tower = build_image_encoder(config.image)
+        self.text_tower = build_text_encoder(config.text, vocab_size)
+        self.image_head = build_head(config.head, self.image_tower.feature_dim, config.embed_dim)
+        self.text_head = build_head(config.head, self.text_tower.feature_dim, config.embed_dim)
+        self.model_id = "untrained"  # the artifact loader sets the content hash
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised pixels -> (B, embed_dim), not normalised."""
+        return self.image_head(self.image_tower(pixels))
+
+    def embed_texts(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tokenizer output of B texts -> (B, embed_dim), not normalised."""
+        return self.text_head(self.text_tower(**tokens))
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return {name: t.to(self.device) for name, t in self.tokenizer(texts).items()}
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[ImageInput], batch_size: int = 64) -> np.ndarray:
+        """Photos (paths, bytes or PIL images) -> (N, embed_dim) float32, L2-normalised.
+
+        Raises ImageDecodeError naming the first image that cannot be decoded.
+        """
+        self.eval()
+        chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
+        for start in range(0, len(images), batch_size):
+            decoded = [open_image(image) for image in images[start : start + batch_size]]
+            pixels = self.transform.batch(decoded).to(self.device)
+            chunks.append(self._normalised(self.embed_images(pixels)))
+        return np.concatenate(chunks)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Titles or queries -> (N, embed_dim) float32, L2-normalised."""
+        self.eval()
+        chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenize(texts[start : start + batch_size])
+            chunks.append(self._normalised(self.embed_texts(tokens)))
+        return np.concatenate(chunks)
+
+    @staticmethod
+    def _normalised(embeddings: torch.Tensor) -> np.ndarray:
+        return F.normalize(embeddings.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+def build_tokenizer(config: ModelConfig, texts: Sequence[str] = ()) -> Tokenizer:
+    """The tokenizer a config asks for; a word vocabulary is built from `texts`."""
+    if config.text.name == "minilm":
+        return MiniLMTokenizer(config.text.max_length)
+    return WordTokenizer.build(texts, min_count=config.text.min_count, max_length=config.text.max_length)
+
+
+def build_model(config: ModelConfig, texts: Sequence[str] = ()) -> JointModel:
+    """A fresh model (pretrained towers where the config says so) for training."""
+    return JointModel(config, build_tokenizer(config, texts))
