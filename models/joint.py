@@ -58,6 +58,15 @@ class JointModel(nn.Module):
         """Tokenizer output of B texts -> (B, embed_dim), not normalised."""
         return self.text_head(self.text_tower(**tokens))
 
+    def forward(
+        self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass (DDP hooks need one forward):
+        -> image features (B, Fi), text features (B, Ft), image and text embeddings (B, D)."""
+        image_features = self.image_tower(pixels)
+        text_features = self.text_tower(**tokens)
+        return image_features, text_features, self.image_head(image_features), self.text_head(text_features)
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return {name: t.to(self.device) for name, t in self.tokenizer(texts).items()}
 

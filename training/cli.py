@@ -1,0 +1,121 @@
+"""`fashion-retrieval train` and `fashion-retrieval evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from models import ModelsError, load_model, read_catalog
+from models.artifact import read_metrics, write_metrics
+from training.config import available_configs, load_config
+from training.data import split_products
+from training.evaluate import PROTOCOLS, evaluate_catalog, evaluate_seed, format_table
+from training.loop import train
+
+logger = logging.getLogger(__name__)
+
+TRAIN_EXAMPLE = """example:
+  fashion-retrieval train --catalog data/sample/catalog.csv --config lite0-minilm --out runs/lite0
+  torchrun --nproc_per_node 2 -m fashion_retrieval train --catalog ... --config ... --out ...
+configs: """
+
+EVALUATE_EXAMPLE = """example:
+  fashion-retrieval evaluate --model runs/lite0/model --catalog data/sample/catalog.csv --split test --protocol seed
+"""
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on a catalogue and write an artifact",
+        description="Train a joint image-text model (Deep CMPL, Siamese or Correlational network) on the "
+        "catalogue's train split, validate each epoch, keep the best artifact in OUT/model.",
+        epilog=TRAIN_EXAMPLE + ", ".join(available_configs()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--catalog", required=True, type=Path, help="catalogue CSV or JSON Lines")
+    parser.add_argument("--config", required=True, help="config name (training/configs) or TOML path")
+    parser.add_argument("--out", required=True, type=Path, help="run directory: model/, checkpoint.pt, train_log.jsonl")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    parser.set_defaults(handler=run_train)
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a model: R@1/5/10, median rank, mAP, MRR@10 in both directions",
+        description="Evaluate a model artifact on a split of a catalogue with the seed protocol "
+        "(a sampled gallery, every product a query both ways) or the catalog protocol "
+        "(distinct titles of the split against every product of the catalogue).",
+        epilog=EVALUATE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, help="artifact directory (default: the bundled model)")
+    parser.add_argument("--catalog", required=True, type=Path)
+    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    parser.add_argument("--protocol", default="seed", choices=PROTOCOLS)
+    parser.add_argument("--gallery-size", type=int, default=1000, help="seed protocol gallery size")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled gallery")
+    parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    parser.add_argument("--save-to-model", action="store_true", help="also record the results in the artifact's metrics.json")
+    parser.add_argument("--device", default="auto")
+    parser.set_defaults(handler=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.epochs is not None:
+        config = replace(config, optim=replace(config.optim, epochs=args.epochs))
+    artifact = train(config, args.catalog, args.out, resume=args.resume, device=args.device)
+    print(f"best model: {artifact}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device)
+    catalog = read_catalog(args.catalog)
+    split = model.metrics.get("split", {})
+    splits = split_products(
+        catalog.products,
+        seed=split.get("seed", 0),
+        val_fraction=split.get("val_fraction", 0.1),
+        test_fraction=split.get("test_fraction", 0.1),
+    )
+    products = catalog.products if args.split == "all" else splits.get(args.split)
+    if not products:
+        print(f"error: the {args.split} split of {args.catalog} is empty", file=sys.stderr)
+        return 2
+    if args.protocol == "seed":
+        results = evaluate_seed(model, products, gallery_size=args.gallery_size, seed=args.seed)
+    else:
+        results = evaluate_catalog(model, products, catalog.products)
+    title = f"{args.protocol} protocol, {args.split} split, model {model.model_id}"
+    print(format_table(results, title))
+    report = {"protocol": args.protocol, "split": args.split, "model": model.model_id, "catalog": str(args.catalog), "results": results}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.save_to_model and args.model:
+        metrics = read_metrics(args.model)
+        metrics.setdefault("evaluation", {})[f"{args.protocol}-{args.split}"] = report
+        write_metrics(args.model, metrics)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fashion-retrieval")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ModelsError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,107 @@
+"""Training configuration: a named TOML file in training/configs, or any TOML path."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from models import ConfigError, ModelConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SCHEMES = ("cmpl", "siamese", "corrnet")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    cmpm: bool = True
+    cmpc: bool = False
+    scale: float = 1.0  # logit scale (inverse temperature) of CMPM
+    margin: float = 1.0  # contrastive (siamese)
+    corr_lambda: float = 0.02  # correlation weight (corrnet)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3  # heads, classifier, non-pretrained towers
+    tower_lr: float = 1e-4  # pretrained towers
+    weight_decay: float = 1e-4
+    freeze_towers_epochs: int = 0  # train only the heads first
+    per_identity: int = 4  # products of one title kept together in a batch
+    flip: bool = True
+    max_steps_per_epoch: int = 0  # 0 = the whole training split
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    val_gallery: int = 1000
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    scheme: str = "cmpl"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _section(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def parse_config(data: dict[str, Any], name: str) -> TrainConfig:
+    data = dict(data)
+    scheme = data.pop("scheme", "cmpl")
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    model = dict(data.pop("model", {}))
+    model.setdefault("scheme", scheme)
+    config = TrainConfig(
+        name=str(data.pop("name", name)),
+        scheme=scheme,
+        seed=int(data.pop("seed", 0)),
+        model=ModelConfig.from_dict(model),
+        loss=_section(LossConfig, data.pop("loss", {}), "loss"),
+        optim=_section(OptimConfig, data.pop("optim", {}), "optim"),
+        data=_section(DataConfig, data.pop("data", {}), "data"),
+    )
+    if data:
+        raise ConfigError(f"unknown top-level key(s) in config {name}: {', '.join(sorted(data))}")
+    return config
+
+
+def available_configs() -> list[str]:
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.toml"))
+
+
+def load_config(name_or_path: str | Path) -> TrainConfig:
+    """A config by name (training/configs/NAME.toml) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"training config not found: {name_or_path}; give a TOML path or one of: {', '.join(available_configs())}"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(data, path.stem)

@@ -1,0 +1,91 @@
+"""The two evaluation protocols: `seed` (the research's) and `catalog` (public benchmarks').
+
+A retrieved product is correct when its title equals the query product's title.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from models import JointModel, Product
+from training.metrics import ranked_relevance, summarise
+
+PROTOCOLS = ("seed", "catalog")
+
+
+def _encode(model: JointModel, products: Sequence[Product], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    images = model.encode_images([p.image for p in products], batch_size=batch_size)
+    texts = model.encode_texts([p.text for p in products], batch_size=batch_size)
+    return images, texts
+
+
+def evaluate_seed(
+    model: JointModel, products: Sequence[Product], *, gallery_size: int = 1000, seed: int = 0, batch_size: int = 128
+) -> dict[str, dict[str, float]]:
+    """A seeded gallery of `gallery_size` products; each is a query in both directions."""
+    products = list(products)
+    if len(products) > gallery_size:
+        products = random.Random(seed).sample(products, gallery_size)
+    images, texts = _encode(model, products, batch_size)
+    titles = [p.text for p in products]
+    results = {
+        "text_to_image": summarise(ranked_relevance(texts @ images.T, titles, titles)),
+        "image_to_text": summarise(ranked_relevance(images @ texts.T, titles, titles)),
+    }
+    for direction in results.values():
+        direction["median_rank_pct"] = 100.0 * direction["median_rank"] / len(products)
+        direction["gallery"] = float(len(products))
+    return results
+
+
+def evaluate_catalog(
+    model: JointModel,
+    queries: Sequence[Product],
+    gallery: Sequence[Product],
+    *,
+    batch_size: int = 128,
+    gallery_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Text->image: queries are the distinct titles of `queries`, the gallery every
+    product photo of `gallery`; R@k is the share of a title's products in the top k.
+    Image->text: each query product's photo against the distinct titles of `gallery`.
+    """
+    gallery = list(gallery)
+    image_emb, _ = gallery_embeddings or (model.encode_images([p.image for p in gallery], batch_size=batch_size), None)
+    gallery_titles = [p.text for p in gallery]
+    query_titles = sorted({p.text for p in queries})
+    query_text_emb = model.encode_texts(query_titles, batch_size=batch_size)
+    text_to_image = summarise(
+        ranked_relevance(query_text_emb @ image_emb.T, query_titles, gallery_titles), recall="share"
+    )
+    distinct_titles = sorted(set(gallery_titles))
+    title_emb = model.encode_texts(distinct_titles, batch_size=batch_size)
+    position = {id(p): i for i, p in enumerate(gallery)}
+    query_list = list(queries)
+    if all(id(p) in position for p in query_list):
+        query_image_emb = image_emb[[position[id(p)] for p in query_list]]
+    else:
+        query_image_emb = model.encode_images([p.image for p in query_list], batch_size=batch_size)
+    image_to_text = summarise(
+        ranked_relevance(query_image_emb @ title_emb.T, [p.text for p in query_list], distinct_titles)
+    )
+    for direction, size in ((text_to_image, len(gallery)), (image_to_text, len(distinct_titles))):
+        direction["gallery"] = float(size)
+    return {"text_to_image": text_to_image, "image_to_text": image_to_text}
+
+
+def format_table(results: dict[str, dict[str, float]], title: str = "") -> str:
+    """A plain-text table: one row per direction."""
+    columns = ["R@1", "R@5", "R@10", "median_rank", "mAP", "MRR@10", "queries", "gallery"]
+    header = f"{'direction':<15}" + "".join(f"{c:>13}" for c in columns)
+    lines = [title, header] if title else [header]
+    for direction, metrics in results.items():
+        cells = []
+        for column in columns:
+            value = metrics.get(column, float("nan"))
+            cells.append(f"{value:>13.0f}" if column in ("queries", "gallery", "median_rank") else f"{value:>13.4f}")
+        lines.append(f"{direction:<15}" + "".join(cells))
+    return "\n".join(lines)
