@@ -19,7 +19,14 @@ COMMANDS = {
 
 USAGE = "usage: fashion-retrieval {train,evaluate,index,serve} ...\n\ncommands:\n" + "\n".join(
     f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items()
-) + "\n\nRun `fashion-retrieval COMMAND --help` for a command's options and an example."
+) + """
+
+example:
+  fashion-retrieval train --catalog data/sample/catalog.csv --config tiny --out runs/tiny
+  fashion-retrieval index build --catalog data/sample/catalog.csv --out var/index
+  fashion-retrieval serve --index var/index
+
+Run `fashion-retrieval COMMAND --help` for a command's options and an example."""
 
 
 def main(argv: list[str] | None = None) -> int:

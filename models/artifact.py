@@ -213,9 +213,10 @@ def _load_weights(model: JointModel, path: Path, from_packages: list[str]) -> No
     expected = {k: v for k, v in model.state_dict().items() if k.split(".")[0] not in from_packages}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
+    reshaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or reshaped:
         raise ArtifactError(
             f"the weights {path} do not fit the architecture in config.json "
-            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}, wrong shape: {reshaped[:3]})"
         )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)

@@ -74,7 +74,8 @@ class Catalog:
 def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, object] | None, str]]:
     """Yield (line number, row or None, error) for a CSV or JSON Lines file."""
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: files saved by spreadsheet programs and some editors start with a BOM.
+        with path.open(encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -88,7 +89,7 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, object] | None, str]
                     continue
                 yield number, row, ""
         return
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

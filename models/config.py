@@ -50,11 +50,15 @@ class HeadConfig:
 
     `linear` is Deep CMPL's projection; `mlp` stacks `hidden` layers (ReLU, dropout)
     before the final linear layer (the Siamese and Correlational networks).
+    `input_norm` standardises each input feature first (BatchNorm1d without affine:
+    batch statistics in training, running ones at inference); for heads on frozen
+    pretrained towers, whose features differ in scale by orders of magnitude.
     """
 
     kind: str = "linear"
     hidden: tuple[int, ...] = ()
     dropout: float = 0.0
+    input_norm: bool = False
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,34 @@ class EfficientNetTower(ImageTower):
         self.net._fc = nn.Identity()  # unused; kept out of the weights
         self.feature_dim = int(net._conv_head.out_channels)
 
+    @property
+    def num_blocks(self) -> int:
+        return len(self.net._blocks)
+
+    def prefix(self, pixels: torch.Tensor, blocks: int) -> torch.Tensor:
+        """Stem and the first `blocks` blocks: (B, 3, H, W) -> (B, C, h, w) activations.
+
+        Training freezes this part and computes it once per photo (see training.prefix_cache).
+        """
+        x = self.net._swish(self.net._bn0(self.net._conv_stem(pixels)))
+        for index in range(blocks):
+            x = self._block(index, x)
+        return x
+
+    def forward_from(self, activations: torch.Tensor, block: int) -> torch.Tensor:
+        """The rest of the tower from block `block` on: -> (B, feature_dim) pooled features."""
+        x = activations
+        for index in range(block, self.num_blocks):
+            x = self._block(index, x)
+        return self.net._swish(self.net._bn1(self.net._conv_head(x))).mean(dim=(2, 3))
+
+    def _block(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        rate = self.net._global_params.drop_connect_rate
+        # The same per-depth drop-connect schedule as EfficientNet.extract_features.
+        return self.net._blocks[index](x, drop_connect_rate=rate * index / self.num_blocks if rate else rate)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(pixels).mean(dim=(2, 3))
+        return self.forward_from(self.prefix(pixels, 0), 0)
 
 
 class TinyCNN(ImageTower):

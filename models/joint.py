@@ -59,11 +59,18 @@ class JointModel(nn.Module):
         return self.text_head(self.text_tower(**tokens))
 
     def forward(
-        self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]
+        self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor], *, image_from_block: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass (DDP hooks need one forward):
-        -> image features (B, Fi), text features (B, Ft), image and text embeddings (B, D)."""
-        image_features = self.image_tower(pixels)
+        -> image features (B, Fi), text features (B, Ft), image and text embeddings (B, D).
+
+        With `image_from_block` > 0, `pixels` are precomputed activations of the image
+        tower's first blocks (EfficientNet towers only).
+        """
+        if image_from_block:
+            image_features = self.image_tower.forward_from(pixels, image_from_block)
+        else:
+            image_features = self.image_tower(pixels)
         text_features = self.text_tower(**tokens)
         return image_features, text_features, self.image_head(image_features), self.text_head(text_features)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -73,7 +74,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         config = replace(config, optim=replace(config.optim, epochs=args.epochs))
     artifact = train(config, args.catalog, args.out, resume=args.resume, device=args.device)
-    print(f"best model: {artifact}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, say it once
+        print(f"best model: {artifact}")
     return 0
 
 

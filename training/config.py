@@ -30,9 +30,14 @@ class OptimConfig:
     tower_lr: float = 1e-4  # pretrained towers
     weight_decay: float = 1e-4
     freeze_towers_epochs: int = 0  # train only the heads first
+    schedule: str = "cosine"  # cosine decay to 0 over all steps, or "constant"
+    warmup_steps: int = 100
     per_identity: int = 4  # products of one title kept together in a batch
     flip: bool = True
     max_steps_per_epoch: int = 0  # 0 = the whole training split
+    # > 0: freeze the stem and first N blocks of an EfficientNet image tower and compute
+    # their output once per photo (training.prefix_cache); no flips then.
+    image_frozen_blocks: int = 0
 
 
 @dataclass(frozen=True)

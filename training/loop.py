@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import logging
 import random
 import time
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from models import JointModel, build_model, read_catalog, save_artifact
@@ -24,6 +25,7 @@ from training.config import TrainConfig
 from training.data import IdentityBatchSampler, PairDataset, Splits, collate_pairs, identity_labels, split_products
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.evaluate import evaluate_seed
+from training.prefix_cache import CachedPairDataset, compute_prefix_cache
 from training.objectives import build_objective
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class TrainState:
     model: JointModel
     objective: nn.Module
     optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+    pending_scheduler_state: dict | None = None  # restored once the step count is known
     epoch: int = 0  # epochs completed
     best_score: float = float("-inf")
 
@@ -57,9 +61,32 @@ def _param_groups(config: TrainConfig, model: JointModel, objective: nn.Module) 
     return groups
 
 
-def _set_towers_frozen(model: JointModel, frozen: bool) -> None:
+def _apply_freezing(config: TrainConfig, model: JointModel, epoch: int) -> bool:
+    """Freeze both towers during the first freeze_towers_epochs; always keep the image
+    tower's first image_frozen_blocks frozen. Returns whether the towers are frozen."""
+    frozen = epoch <= config.optim.freeze_towers_epochs
     for tower in (model.image_tower, model.text_tower):
         tower.requires_grad_(not frozen)
+    blocks = config.optim.image_frozen_blocks
+    if blocks:
+        net = model.image_tower.net
+        for module in (net._conv_stem, net._bn0, *net._blocks[:blocks]):
+            module.requires_grad_(False)
+    return frozen
+
+
+def _build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, min(config.optim.warmup_steps, total_steps // 10))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.optim.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _score(val: dict[str, dict[str, float]]) -> float:
@@ -106,9 +133,12 @@ def train(
     if resolved.type == "cuda" and dist_info.enabled:
         resolved = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(resolved)
-    _seed_everything(config.seed + dist_info.rank)
+    # Every rank builds the same initial weights: DDP syncs the model's, not the
+    # objective's (CMPC's classifier). Then each rank draws its own flips.
+    _seed_everything(config.seed)
     try:
         splits, labels, model, objective = _prepare(config, Path(catalog_path), resolved)
+        _seed_everything(config.seed + dist_info.rank)
         optimizer = torch.optim.AdamW(_param_groups(config, model, objective), weight_decay=config.optim.weight_decay)
         state = TrainState(model, objective, optimizer)
         if dist_info.is_main:
@@ -121,13 +151,19 @@ def train(
     return out / MODEL_DIR
 
 
+def _without_epochs(config: dict) -> dict:
+    """Resuming may extend a run, so the epoch count alone may differ."""
+    return {**config, "optim": {k: v for k, v in config["optim"].items() if k != "epochs"}}
+
+
 def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
     saved = load_checkpoint(path)
-    if saved["config"] != config.to_dict():
+    if _without_epochs(saved["config"]) != _without_epochs(config.to_dict()):
         raise ValueError(f"{path} was written by another training config; use a new --out or drop --resume")
     state.model.load_state_dict(saved["model"])
     state.objective.load_state_dict(saved["objective"])
     state.optimizer.load_state_dict(saved["optimizer"])
+    state.pending_scheduler_state = saved.get("scheduler")
     state.epoch, state.best_score = saved["epoch"], saved["best_score"]
     logger.info("resuming after epoch %d (best val score %.4f)", state.epoch, state.best_score)
 
@@ -136,21 +172,41 @@ def _run_epochs(
     config: TrainConfig, state: TrainState, splits: Splits, labels: list[int], out: Path, dist_info: DistInfo, progress: bool
 ) -> None:
     model = state.model
-    dataset = PairDataset(splits.train, labels, model.transform, flip=config.optim.flip)
+    dataset = _training_dataset(config, model, splits, labels, out, dist_info)
     sampler = IdentityBatchSampler(
         labels, config.optim.batch_size, per_identity=config.optim.per_identity, seed=config.seed,
         rank=dist_info.rank, world_size=dist_info.world_size,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=config.data.num_workers)
+    steps = len(loader) if not config.optim.max_steps_per_epoch else min(len(loader), config.optim.max_steps_per_epoch)
+    if state.scheduler is None:
+        state.scheduler = _build_scheduler(config, state.optimizer, steps * config.optim.epochs)
+        if state.pending_scheduler_state:
+            state.scheduler.load_state_dict(state.pending_scheduler_state)
+            # Building the scheduler set each group's lr to the first step's; restore the saved one.
+            for group, lr in zip(state.optimizer.param_groups, state.scheduler.get_last_lr(), strict=True):
+                group["lr"] = lr
     for epoch in range(state.epoch + 1, config.optim.epochs + 1):
-        frozen = epoch <= config.optim.freeze_towers_epochs
-        _set_towers_frozen(model, frozen)
+        frozen = _apply_freezing(config, model, epoch)
         sampler.set_epoch(epoch)
         loss = _train_one_epoch(config, state, loader, dist_info, epoch, frozen, progress)
         state.epoch = epoch
         if dist_info.is_main:
             _end_of_epoch(config, state, splits, out, loss)
         barrier(dist_info)
+
+
+def _training_dataset(
+    config: TrainConfig, model: JointModel, splits: Splits, labels: list[int], out: Path, dist_info: DistInfo
+) -> Dataset:
+    blocks = config.optim.image_frozen_blocks
+    if not blocks:
+        return PairDataset(splits.train, labels, model.transform, flip=config.optim.flip)
+    if dist_info.is_main:  # one process computes, the others read it from disk
+        compute_prefix_cache(model, splits.train, blocks, cache_dir=out)
+    barrier(dist_info)
+    cache = compute_prefix_cache(model, splits.train, blocks, cache_dir=out)
+    return CachedPairDataset(cache, splits.train, labels)
 
 
 def _train_one_epoch(
@@ -176,13 +232,15 @@ def _train_one_epoch(
             break
         pixels, labels = pixels.to(device, non_blocking=True), labels.to(device)
         with autocast:
-            outputs = runner(pixels, model.tokenize(texts))
+            outputs = runner(pixels, model.tokenize(texts), image_from_block=config.optim.image_frozen_blocks)
             loss = objective(outputs, labels)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if dist_info.enabled:  # the objective's own parameters are not under DDP
             _all_reduce_grads(objective, dist_info)
         state.optimizer.step()
+        if state.scheduler is not None:
+            state.scheduler.step()
         total += float(loss.detach())
         seen += len(texts)
         count += 1
@@ -232,6 +290,7 @@ def _end_of_epoch(config: TrainConfig, state: TrainState, splits: Splits, out: P
             "model": state.model.state_dict(),
             "objective": state.objective.state_dict(),
             "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
             "epoch": state.epoch,
             "best_score": state.best_score,
         },

@@ -1,0 +1,100 @@
+"""models.joint: the two-tower model's training pass and its batched inference API."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models import (
+    ConfigError,
+    HeadConfig,
+    ImageEncoderConfig,
+    JointModel,
+    ModelConfig,
+    TextEncoderConfig,
+    build_model,
+)
+
+TITLES = ["Puma Men Black T-shirt", "Nike Women Blue Running Shoes", "Red Cap", "x"]
+LONG = "Fastrack Men Black Dial Watch with a long description of straps, clasps and dials " * 3
+
+
+def _check_embeddings(embeddings: np.ndarray, count: int, dim: int) -> None:
+    assert embeddings.shape == (count, dim) and embeddings.dtype == np.float32
+    assert np.isfinite(embeddings).all()
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+
+
+def test_encode_texts_is_l2_normalised_float32(tiny_model: JointModel) -> None:
+    _check_embeddings(tiny_model.encode_texts(TITLES), len(TITLES), tiny_model.embed_dim)
+    _check_embeddings(tiny_model.encode_texts([]), 0, tiny_model.embed_dim)
+    assert tiny_model.device == torch.device("cpu")
+    assert tiny_model.model_id.startswith("sha256-")
+
+
+def test_batching_and_padding_do_not_change_an_embedding(tiny_model: JointModel) -> None:
+    """Packed sequences: a short title padded next to a long one encodes as it does alone."""
+    together = tiny_model.encode_texts([*TITLES, LONG], batch_size=256)
+    one_by_one = np.concatenate([tiny_model.encode_texts([t]) for t in [*TITLES, LONG]])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_model.encode_texts([*TITLES, LONG], batch_size=2), together, atol=1e-6
+    )
+
+
+def test_forward_gives_features_and_embeddings(tiny_model_config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config, TITLES)
+    pixels = torch.randn(3, 3, 32, 24)
+    tokens = model.tokenize(TITLES[:3])
+    image_features, text_features, image_emb, text_emb = model(pixels, tokens)
+    assert image_features.shape == (3, model.image_tower.feature_dim)
+    assert text_features.shape == (3, model.text_tower.feature_dim)
+    assert image_emb.shape == text_emb.shape == (3, 32)
+    torch.testing.assert_close(model.embed_images(pixels), image_emb)
+    torch.testing.assert_close(model.embed_texts(tokens), text_emb)
+    # encode_* are the same projections, normalised
+    encoded = model.encode_texts(TITLES[:3])
+    np.testing.assert_allclose(
+        encoded, torch.nn.functional.normalize(text_emb, dim=1).detach().numpy(), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            {"image": ImageEncoderConfig(name="resnet")},
+            "unknown image encoder 'resnet'; choose one of",
+        ),
+        ({"text": TextEncoderConfig(name="gpt")}, "unknown text encoder 'gpt'"),
+        ({"head": HeadConfig(kind="linear", hidden=(8,))}, "a linear head takes no hidden layers"),
+        ({"head": HeadConfig(kind="conv")}, "unknown head kind 'conv'"),
+    ],
+)
+def test_unknown_components_raise_config_error(
+    tiny_model_config: ModelConfig, change: dict, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_model(replace(tiny_model_config, **change), TITLES)
+
+
+def test_bilstm_needs_a_vocabulary(tiny_model_config: ModelConfig) -> None:
+    with pytest.raises(ConfigError, match="needs a vocabulary"):
+        build_model(tiny_model_config, [])
+
+
+def test_mobilenet_with_mlp_heads_encodes(tiny_model_config: ModelConfig) -> None:
+    config = replace(
+        tiny_model_config,
+        image=ImageEncoderConfig(name="mobilenet_v1", pretrained=False, width_multiplier=0.25),
+        head=HeadConfig(kind="mlp", hidden=(24, 16)),
+        embed_dim=8,
+    )
+    model = build_model(config, TITLES)
+    _check_embeddings(model.encode_images([Image.new("RGB", (30, 40), (200, 10, 10))]), 1, 8)
+    _check_embeddings(model.encode_texts(TITLES), len(TITLES), 8)

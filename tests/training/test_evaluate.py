@@ -1,0 +1,85 @@
+"""training.evaluate: the seed and catalog protocols on a hand-checked four-product case.
+
+A stand-in encoder returns fixed vectors, so every rank below can be worked out by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import Product
+from training.evaluate import evaluate_catalog, evaluate_seed, format_table
+
+A1, A2, B1, C1 = (
+    Product("A1", Path("/p/A1.jpg"), "a"),
+    Product("A2", Path("/p/A2.jpg"), "a"),
+    Product("B1", Path("/p/B1.jpg"), "b"),
+    Product("C1", Path("/p/C1.jpg"), "c"),
+)
+GALLERY = [A1, A2, B1, C1]
+# image embeddings are one-hot, so a title's vector lists its score against A1, A2, B1, C1
+IMAGES = {p.image: row for p, row in zip(GALLERY, np.eye(4, dtype=np.float32), strict=True)}
+TEXTS = {
+    "a": np.array([0.9, 0.5, 0.7, 0.1], np.float32),  # ranks A1, B1, A2, C1
+    "b": np.array([0.2, 0.1, 0.9, 0.3], np.float32),  # ranks B1 first
+    "c": np.array([1.0, 0.0, 0.0, 1.0], np.float32),  # ties A1 and C1: gallery order puts A1 first
+}
+
+
+class FixedEncoder:
+    def encode_images(self, images: Sequence[Path], batch_size: int = 64) -> np.ndarray:
+        return np.stack([IMAGES[Path(image)] for image in images])
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        return np.stack([TEXTS[text] for text in texts])
+
+
+def test_catalog_protocol() -> None:
+    results = evaluate_catalog(FixedEncoder(), [A1, B1], GALLERY)  # type: ignore[arg-type]
+    t2i, i2t = results["text_to_image"], results["image_to_text"]
+    # queries: titles a (relevant A1 at rank 1, A2 at rank 3) and b (B1 at rank 1)
+    assert t2i["queries"] == 2 and t2i["gallery"] == 4
+    assert t2i["R@1"] == pytest.approx((1 / 2 + 1) / 2)  # share of the title's products found
+    assert t2i["R@5"] == 1.0
+    assert t2i["mAP"] == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
+    assert t2i["MRR@10"] == 1.0 and t2i["median_rank"] == 1.0
+    # query photos A1 and B1 against the distinct titles a, b, c: A1 scores c (1.0) above a (0.9)
+    assert i2t["queries"] == 2 and i2t["gallery"] == 3
+    assert i2t["R@1"] == 0.5 and i2t["MRR@10"] == 0.75 and i2t["median_rank"] == 1.5
+    # query products that are not the gallery's own objects are encoded separately: same result
+    copies = [dataclasses.replace(A1), dataclasses.replace(B1)]
+    assert evaluate_catalog(FixedEncoder(), copies, GALLERY) == results  # type: ignore[arg-type]
+
+
+def test_seed_protocol() -> None:
+    results = evaluate_seed(FixedEncoder(), GALLERY)  # type: ignore[arg-type]
+    t2i, i2t = results["text_to_image"], results["image_to_text"]
+    # every product's title against every photo: first relevant ranks A1 1, A2 1, B1 1, C1 2
+    assert (
+        t2i["R@1"] == 0.75 and t2i["MRR@10"] == pytest.approx(0.875) and t2i["median_rank"] == 1.0
+    )
+    assert t2i["mAP"] == pytest.approx((5 / 6 + 5 / 6 + 1 + 1 / 2) / 4)
+    # every photo against every product's title: A1's photo ranks c's title first
+    assert i2t["R@1"] == 0.75 and i2t["mAP"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 3) / 4)
+    for direction in results.values():
+        assert direction["gallery"] == 4 and direction["queries"] == 4
+        assert direction["median_rank_pct"] == pytest.approx(100 * direction["median_rank"] / 4)
+
+
+def test_seed_protocol_samples_a_seeded_gallery() -> None:
+    products = [Product(f"p{i}", GALLERY[i % 4].image, GALLERY[i % 4].text) for i in range(12)]
+    first = evaluate_seed(FixedEncoder(), products, gallery_size=5, seed=3)  # type: ignore[arg-type]
+    assert first == evaluate_seed(FixedEncoder(), products, gallery_size=5, seed=3)  # type: ignore[arg-type]
+    assert first["text_to_image"]["gallery"] == 5
+
+
+def test_format_table_has_a_row_per_direction() -> None:
+    table = format_table(evaluate_seed(FixedEncoder(), GALLERY), "title line")  # type: ignore[arg-type]
+    lines = table.splitlines()
+    assert lines[0] == "title line" and "R@1" in lines[1] and "MRR@10" in lines[1]
+    assert lines[2].startswith("text_to_image") and lines[3].startswith("image_to_text")

@@ -1,0 +1,154 @@
+"""`fashion-retrieval train` then `evaluate`, end to end through the console script."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training import cli
+from training.config import CONFIG_DIR
+from training.loop import LOG_FILE, MODEL_DIR
+
+METRICS = {"R@1", "R@5", "R@10", "median_rank", "mAP", "MRR@10"}
+DIRECTIONS = {"text_to_image", "image_to_text"}
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fashion_retrieval", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _epochs(out: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (out / LOG_FILE).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, sample_dir: Path, subprocess_env: dict[str, str]
+) -> tuple[Path, Path]:
+    """(catalogue, run directory) after `train --config tiny --epochs 1` on 200 sample products."""
+    root = tmp_path_factory.mktemp("cli")
+    lines = (sample_dir / "catalog.csv").read_text(encoding="utf-8").splitlines()[:201]
+    (root / "images").symlink_to(sample_dir / "images")
+    catalog = root / "catalog.csv"
+    catalog.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = root / "run"
+    args = [
+        "train",
+        "--catalog",
+        str(catalog),
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    result = _run(args, subprocess_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"best model: {out / MODEL_DIR}" in result.stdout
+    return catalog, out
+
+
+def test_train_writes_the_run_directory(trained: tuple[Path, Path]) -> None:
+    _, out = trained
+    assert (out / MODEL_DIR / "weights.safetensors").is_file()
+    assert (out / "checkpoint.pt").is_file()
+    assert _epochs(out) == [1]
+
+
+def test_evaluate_prints_a_table_and_writes_json(
+    trained: tuple[Path, Path], subprocess_env: dict[str, str]
+) -> None:
+    catalog, out = trained
+    report_path = out.parent / "eval" / "test.json"
+    args = [
+        "evaluate",
+        "--model",
+        str(out / MODEL_DIR),
+        "--catalog",
+        str(catalog),
+        "--split",
+        "test",
+    ]
+    result = _run([*args, "--json", str(report_path), "--device", "cpu"], subprocess_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "text_to_image" in result.stdout
+        and "image_to_text" in result.stdout
+        and "R@1" in result.stdout
+    )
+    report = json.loads(report_path.read_text())
+    assert report["protocol"] == "seed" and report["split"] == "test"
+    assert report["model"].startswith("sha256-")
+    assert set(report["results"]) == DIRECTIONS
+    for metrics in report["results"].values():
+        assert METRICS <= set(metrics)
+        assert all(math.isfinite(metrics[name]) for name in METRICS)
+        assert all(0.0 <= metrics[name] <= 1.0 for name in METRICS - {"median_rank"})
+        assert 1.0 <= metrics["median_rank"] <= metrics["gallery"]
+        assert metrics["R@1"] <= metrics["R@5"] <= metrics["R@10"]
+
+
+def test_evaluate_catalog_protocol_and_save_to_model(
+    trained: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    catalog, out = trained
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for path in (out / MODEL_DIR).iterdir():
+        (model_dir / path.name).write_bytes(path.read_bytes())
+    args = [
+        "evaluate",
+        "--model",
+        str(model_dir),
+        "--catalog",
+        str(catalog),
+        "--protocol",
+        "catalog",
+    ]
+    assert cli.main([*args, "--split", "val", "--save-to-model", "--device", "cpu"]) == 0
+    assert "catalog protocol, val split" in capsys.readouterr().out
+    saved = json.loads((model_dir / "metrics.json").read_text())["evaluation"]["catalog-val"]
+    assert set(saved["results"]) == DIRECTIONS
+    # text->image ranks every product of the catalogue
+    assert saved["results"]["text_to_image"]["gallery"] == 200
+
+
+def test_resume_continues_and_refuses_another_config(
+    trained: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    catalog, out = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("checkpoint.pt", LOG_FILE):
+        (run / name).write_bytes((out / name).read_bytes())
+    common = ["--catalog", str(catalog), "--out", str(run), "--device", "cpu", "--resume"]
+    assert cli.main(["train", "--config", "tiny", "--epochs", "2", *common]) == 0
+    assert _epochs(run) == [1, 2]  # epoch 1 came from the checkpoint, only epoch 2 ran
+    capsys.readouterr()
+
+    # same name (the file's stem), another batch size
+    other = tmp_path / "changed" / "tiny.toml"
+    other.parent.mkdir()
+    tiny = (CONFIG_DIR / "tiny.toml").read_text()
+    other.write_text(re.sub(r"(?m)^batch_size = \d+$", "batch_size = 7", tiny))
+    assert other.read_text() != tiny
+    assert cli.main(["train", "--config", str(other), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "written by another training config" in err
+    assert len(err.splitlines()) == 1
+    assert _epochs(run) == [1, 2]
