@@ -1,0 +1,116 @@
+"""`fashion-retrieval serve`: run the search service and the web UI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from app.errors import ServiceError
+from app.loading import prepare
+from app.main import create_app
+from app.settings import ENV_PREFIX, Settings
+from indexer.errors import IndexerError
+from models.errors import ModelsError
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  fashion-retrieval serve
+      serve the bundled sample catalogue (its index is built on first start)
+      on http://127.0.0.1:8000
+  fashion-retrieval serve --index var/index --model runs/lite0/best --host 0.0.0.0
+
+Every option is also an environment variable (the option wins), e.g.
+FASHION_INDEX__PATH, FASHION_MODEL__PATH, FASHION_SERVER__HOST, FASHION_SERVER__PORT;
+the admin token for POST /v1/admin/reload is FASHION_ADMIN__TOKEN (no token: reload off).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fashion-retrieval serve",
+        description="Run the search service (REST API under /v1, web UI at /).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--index",
+        type=Path,
+        metavar="INDEX_DIR",
+        help="index directory from `fashion-retrieval index build` "
+        "(default: the bundled sample catalogue's index, built if missing)",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="M",
+        help="model artifact directory (default: the bundled default model)",
+    )
+    parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    parser.add_argument(
+        "--device", help='"auto" (GPU when there is one), "cpu" or "cuda", for model and index'
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment first, then the options given on the command line on top."""
+    overrides: dict[str, dict[str, object]] = {"model": {}, "index": {}, "server": {}}
+    if args.index is not None:
+        overrides["index"]["path"] = args.index
+    if args.model is not None:
+        overrides["model"]["path"] = args.model
+    if args.device is not None:
+        overrides["model"]["device"] = args.device
+        overrides["index"]["device"] = args.device
+    if args.host is not None:
+        overrides["server"]["host"] = args.host
+    if args.port is not None:
+        overrides["server"]["port"] = args.port
+    # Partial groups: pydantic-settings merges them with the environment's values.
+    groups = {group: values for group, values in overrides.items() if values}
+    return Settings(**groups)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` (without the word `serve`), load model and index, serve until stopped."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        print(f"fashion-retrieval serve: invalid setting ({ENV_PREFIX}*): {exc}", file=sys.stderr)
+        return 2
+    try:
+        serving = prepare(settings)
+    except (ModelsError, IndexerError, ServiceError, OSError) as exc:
+        print(f"fashion-retrieval serve: error: {exc}", file=sys.stderr)
+        return 1
+    # Reload reopens the index actually served (the sample index when none was given).
+    settings.index.path = serving.index_path
+    app = create_app(settings, model=serving.model, index=serving.index)
+    server = settings.server
+    print(
+        f"Serving {len(serving.index)} products with model {serving.model.model_id} "
+        f"on http://{server.host}:{server.port}  (Ctrl+C to stop)",
+        flush=True,
+    )
+    try:
+        uvicorn.run(
+            app,
+            host=server.host,
+            port=server.port,
+            log_level=server.log_level,
+            access_log=server.access_log,
+        )
+    finally:
+        serving.index.close()
+    return 0

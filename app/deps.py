@@ -1,0 +1,88 @@
+"""Dependencies of the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.errors import (
+    AdminDisabledError,
+    ForbiddenError,
+    NotReadyError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+)
+from app.metrics import Metrics
+from app.protocols import SearchIndex
+from app.reloader import Reloader
+from app.search import SearchService
+from app.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_service(request: Request) -> SearchService:
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise NotReadyError("the service is still loading the model and the index; retry shortly")
+    return service
+
+
+def get_reloader(request: Request) -> Reloader:
+    get_service(request)
+    return request.app.state.reloader
+
+
+async def lease_index(
+    service: Annotated[SearchService, Depends(get_service)],
+) -> AsyncIterator[SearchIndex]:
+    """The index this request uses from start to end, whatever reloads happen meanwhile."""
+    with service.holder.lease() as index:
+        yield index
+
+
+def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    expected = settings.admin_token
+    if expected is None:
+        raise AdminDisabledError(
+            "admin endpoints are off: no admin token is configured (set FASHION_ADMIN__TOKEN)"
+        )
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("send the admin token as `Authorization: Bearer <token>`")
+    if not secrets.compare_digest(token.strip().encode(), expected.encode()):
+        raise ForbiddenError("the admin token is wrong")
+
+
+def _content_type_checker(expected: str, hint: str) -> Callable[[Request], None]:
+    def check(request: Request) -> None:
+        content_type = request.headers.get("content-type", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type != expected and not (
+            expected == "application/json" and media_type.endswith("+json")
+        ):
+            got = f"got {media_type!r}" if media_type else "no Content-Type header was sent"
+            raise UnsupportedMediaTypeError(f"send {hint} with Content-Type {expected} ({got})")
+
+    return check
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ServiceDep = Annotated[SearchService, Depends(get_service)]
+ReloaderDep = Annotated[Reloader, Depends(get_reloader)]
+IndexDep = Annotated[SearchIndex, Depends(lease_index)]
+AdminDep = Depends(require_admin)
+JsonBody = Depends(_content_type_checker("application/json", "a JSON body"))
+MultipartBody = Depends(
+    _content_type_checker("multipart/form-data", "the image as form field `file`")
+)

@@ -1,0 +1,87 @@
+"""The two things the service needs from the rest of the project, as protocols.
+
+`models.load_model` returns an `Encoder`; `indexer.open_index` returns a `SearchIndex`.
+Tests pass small in-process fakes with the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+Filters = Mapping[str, str | Sequence[str]]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def embed_dim(self) -> int: ...
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = ...) -> np.ndarray:
+        """(N, embed_dim) float32, L2-normalised."""
+        ...
+
+    def encode_images(self, images: Sequence[Any], batch_size: int = ...) -> np.ndarray:
+        """Paths, bytes or PIL images -> (N, embed_dim) float32, L2-normalised."""
+        ...
+
+
+class Hit(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+class Product(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def image(self) -> Path: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
+class Manifest(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    @property
+    def manifest(self) -> Manifest: ...
+
+    def __len__(self) -> int: ...
+
+    def search_images(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[list[Any]]:
+        """vectors (Q, D) float32 -> per query, up to k Hits over product photos, best first."""
+        ...
+
+    def search_texts(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[list[Any]]:
+        """vectors (Q, D) float32 -> per query, up to k Hits over product titles, best first."""
+        ...
+
+    def get_products(self, ids: Sequence[str]) -> list[Any]:
+        """Products (or None for an unknown id), in the order of `ids`."""
+        ...
+
+    def attribute_values(self) -> dict[str, list[str]]: ...
+
+    def close(self) -> None: ...

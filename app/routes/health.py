@@ -1,0 +1,32 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.deps import MetricsDep
+from app.errors import NotReadyError
+from app.schemas import Health, Readiness
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> Health:
+    """The process is alive and answering."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", responses={503: {"description": "model or index not loaded"}})
+def readyz(request: Request) -> Readiness:
+    """200 once the model and the index are loaded, else 503."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise NotReadyError("not ready: the model and the index are not loaded yet")
+    return Readiness(status="ready", model=service.model_id, products=len(service.holder.current))
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(metrics: MetricsDep) -> Response:
+    """Prometheus text format."""
+    return Response(metrics.render(), media_type=metrics.content_type)

@@ -1,0 +1,122 @@
+"""Service settings: every field is also an environment variable.
+
+One prefix, `FASHION_`, and `__` between a group and its field, for example
+`FASHION_INDEX__PATH=/data/index` or `FASHION_ADMIN__TOKEN=...`. Settings are built
+once, in `create_app()` (or by the CLI), never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FASHION_"
+SAMPLE_CATALOG = Path("data") / "sample" / "catalog.csv"
+
+
+def find_project_root() -> Path:
+    """The folder holding the bundled sample catalogue: the working directory when it has
+    one (an installed package, a container), else the checkout this package lives in."""
+    here = Path.cwd()
+    if (here / SAMPLE_CATALOG).is_file():
+        return here
+    return Path(__file__).resolve().parent.parent
+
+
+class ModelSettings(BaseModel):
+    path: Path | None = Field(
+        default=None, description="Model artifact directory; empty = the bundled default model."
+    )
+    device: str = Field(default="auto", description='"auto" (CUDA when available), "cpu", "cuda".')
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="PyTorch threads for encoding on CPU; 0 = PyTorch's default (all cores).",
+    )
+
+
+class IndexSettings(BaseModel):
+    path: Path | None = Field(
+        default=None,
+        description="Index directory to serve; empty = the bundled sample catalogue's index.",
+    )
+    device: str = Field(default="auto", description='Where FAISS searches: "auto", "cpu", "cuda".')
+    catalog: Path = Field(
+        default_factory=lambda: find_project_root() / SAMPLE_CATALOG,
+        description="Catalogue built into an index when none exists yet (the bundled sample).",
+    )
+    sample_dir: Path = Field(
+        default_factory=lambda: find_project_root() / "var" / "sample-index",
+        description="Where the sample index is built, one subfolder per model id.",
+    )
+    build_if_missing: bool = Field(
+        default=False,
+        description="Build `path` from `catalog` on start when it holds no index yet.",
+    )
+
+
+class ServerSettings(BaseModel):
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
+    log_level: str = Field(default="info", description="uvicorn's log level.")
+    access_log: bool = Field(default=False, description="Log every request (metrics count them).")
+
+
+class LimitSettings(BaseModel):
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest accepted image upload."
+    )
+    max_json_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest accepted JSON request body."
+    )
+
+
+class BatchingSettings(BaseModel):
+    max_batch_size: int = Field(default=32, ge=1, description="Queries encoded together.")
+    max_wait_ms: float = Field(
+        default=2.0, ge=0.0, le=100.0, description="How long a batch waits for company."
+    )
+
+
+class AdminSettings(BaseModel):
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token for /v1/admin/*; empty = admin endpoints off."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of the service, grouped; see docs/service.md for the table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+        protected_namespaces=(),
+    )
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+
+    @property
+    def admin_token(self) -> str | None:
+        """The configured admin token, or None when admin endpoints are off."""
+        token = self.admin.token.get_secret_value() if self.admin.token else ""
+        return token or None
+
+
+def env_var_names() -> dict[str, str]:
+    """Every environment variable the settings read, with its description."""
+    names: dict[str, str] = {}
+    for group_name, group in Settings.model_fields.items():
+        group_type = group.annotation
+        for field_name, field in group_type.model_fields.items():  # type: ignore[union-attr]
+            key = f"{ENV_PREFIX}{group_name}__{field_name}".upper()
+            names[key] = field.description or ""
+    return names

@@ -1,0 +1,102 @@
+"""MicroBatcher: concurrent items share batches, the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from app.batcher import BatcherClosedError, MicroBatcher
+
+
+class SlowEncoder:
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.batches: list[int] = []
+
+    def __call__(self, items: Sequence[float]) -> np.ndarray:
+        self.batches.append(len(items))
+        if any(item < 0 for item in items):
+            raise ValueError("negative item")
+        time.sleep(self.delay_s)  # blocks its worker thread, like a model does
+        return np.array([[item, 2 * item] for item in items], dtype=np.float32)
+
+
+@pytest.fixture
+def executor():  # type: ignore[no-untyped-def]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool
+
+
+@pytest.mark.anyio
+async def test_concurrent_items_are_encoded_together(executor: ThreadPoolExecutor) -> None:
+    encode = SlowEncoder()
+    batcher = MicroBatcher(encode, executor=executor, max_batch_size=8, max_wait_s=0.005)
+    batcher.start()
+    rows = await asyncio.gather(*(batcher.submit(float(i)) for i in range(40)))
+    await batcher.stop()
+    assert [row.tolist() for row in rows] == [[float(i), 2.0 * i] for i in range(40)]
+    assert sum(encode.batches) == 40
+    assert max(encode.batches) == 8  # never more than max_batch_size
+    assert len(encode.batches) <= 6
+
+
+@pytest.mark.anyio
+async def test_a_lone_item_waits_at_most_max_wait(executor: ThreadPoolExecutor) -> None:
+    encode = SlowEncoder(delay_s=0.0)
+    batcher = MicroBatcher(encode, executor=executor, max_batch_size=32, max_wait_s=0.003)
+    started = time.perf_counter()
+    row = await batcher.submit(3.0)
+    assert time.perf_counter() - started < 0.5
+    assert row.tolist() == [3.0, 6.0]
+    assert encode.batches == [1]
+    await batcher.stop()
+
+
+@pytest.mark.anyio
+async def test_event_loop_keeps_running_while_encoding(executor: ThreadPoolExecutor) -> None:
+    encode = SlowEncoder(delay_s=0.2)
+    batcher = MicroBatcher(encode, executor=executor, max_wait_s=0.001)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await batcher.submit(1.0)
+    task.cancel()
+    await batcher.stop()
+    assert ticks >= 10  # about 20 ticks fit in the 0.2 s encode
+
+
+@pytest.mark.anyio
+async def test_one_bad_item_fails_only_its_request(executor: ThreadPoolExecutor) -> None:
+    encode = SlowEncoder(delay_s=0.0)
+    batcher = MicroBatcher(encode, executor=executor, max_batch_size=8, max_wait_s=0.01)
+    results = await asyncio.gather(
+        batcher.submit(1.0), batcher.submit(-1.0), batcher.submit(2.0), return_exceptions=True
+    )
+    await batcher.stop()
+    assert results[0].tolist() == [1.0, 2.0]
+    assert isinstance(results[1], ValueError)
+    assert results[2].tolist() == [2.0, 4.0]
+    # and the batcher keeps working
+    assert encode.batches[0] == 3
+
+
+@pytest.mark.anyio
+async def test_stop_fails_waiting_requests(executor: ThreadPoolExecutor) -> None:
+    encode = SlowEncoder(delay_s=0.2)
+    batcher = MicroBatcher(encode, executor=executor, max_batch_size=1, max_wait_s=0.0)
+    waiting = [asyncio.create_task(batcher.submit(float(i))) for i in range(3)]
+    await asyncio.sleep(0.05)
+    await batcher.stop()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, BatcherClosedError) for r in results)
