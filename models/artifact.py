@@ -37,7 +37,6 @@ CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS = (
     "checksums.json",
     "metrics.json",
 )
-_TOWERS = ("image_tower", "text_tower")
 
 
 def _sha256(path: Path) -> str:
@@ -53,23 +52,25 @@ def _model_id(file_hashes: dict[str, str]) -> str:
     return "sha256-" + hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def _unchanged_pretrained_towers(model: JointModel) -> list[str]:
-    """Towers whose weights still equal the packaged pretrained weights."""
-    same = []
+def _unchanged_pretrained_weights(model: JointModel) -> list[str]:
+    """State-dict keys whose tensors still equal the packaged pretrained weights.
+
+    Fine-tuning often leaves parts of a pretrained tower as shipped (frozen blocks, a
+    frozen word-embedding table); the artifact refers to the package for those
+    instead of storing a copy.
+    """
     fresh = {
-        "image_tower": lambda: build_image_encoder(model.config.image),
-        "text_tower": lambda: build_text_encoder(model.config.text),
+        "image_tower": (model.config.image, lambda: build_image_encoder(model.config.image)),
+        "text_tower": (model.config.text, lambda: build_text_encoder(model.config.text)),
     }
-    for name in _TOWERS:
-        tower_config = model.config.image if name == "image_tower" else model.config.text
+    same = []
+    for name, (tower_config, build) in fresh.items():
         if not tower_config.pretrained or tower_config.name == "bilstm":
             continue
-        reference = fresh[name]().state_dict()
-        current = getattr(model, name).state_dict()
-        if reference.keys() == current.keys() and all(
-            torch.equal(reference[k].cpu(), current[k].cpu()) for k in current
-        ):
-            same.append(name)
+        reference = build().state_dict()
+        for key, value in getattr(model, name).state_dict().items():
+            if key in reference and torch.equal(reference[key].cpu(), value.cpu()):
+                same.append(f"{name}.{key}")
     return same
 
 
@@ -86,12 +87,12 @@ def save_artifact(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    from_package = _unchanged_pretrained_towers(model)
+    from_package = set(_unchanged_pretrained_weights(model))
     dtype = {"float32": torch.float32, "float16": torch.float16}[weights_dtype]
     state = {
         key: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
         for key, value in model.state_dict().items()
-        if key.split(".")[0] not in from_package
+        if key not in from_package
     }
     save_file(state, str(directory / WEIGHTS))
     files = [CONFIG, WEIGHTS]
@@ -101,7 +102,7 @@ def save_artifact(
     config = {
         "schema_version": SCHEMA_VERSION,
         "model": model.config.to_dict(),
-        "weights_from_packages": from_package,
+        "weights_from_packages": sorted(from_package),
         "weights_dtype": weights_dtype,
         "versions": {
             "fashion-retrieval": _version("fashion-retrieval"),
@@ -210,7 +211,8 @@ def _load_weights(model: JointModel, path: Path, from_packages: list[str]) -> No
         state = load_file(str(path))
     except (OSError, SafetensorError) as exc:
         raise ArtifactError(f"cannot read the weights {path}: {exc}") from exc
-    expected = {k: v for k, v in model.state_dict().items() if k.split(".")[0] not in from_packages}
+    packaged = set(from_packages)
+    expected = {k: v for k, v in model.state_dict().items() if k not in packaged}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     reshaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)

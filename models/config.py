@@ -50,15 +50,18 @@ class HeadConfig:
 
     `linear` is Deep CMPL's projection; `mlp` stacks `hidden` layers (ReLU, dropout)
     before the final linear layer (the Siamese and Correlational networks).
-    `input_norm` standardises each input feature first (BatchNorm1d without affine:
-    batch statistics in training, running ones at inference); for heads on frozen
-    pretrained towers, whose features differ in scale by orders of magnitude.
+    `input_norm` / `output_norm` standardise each input feature / each output
+    dimension (BatchNorm1d without affine: batch statistics in training, running ones
+    at inference). Input: heads on frozen pretrained towers, whose features differ in
+    scale by orders of magnitude. Output: the Correlational network, whose loss leaves
+    each view's mean free, while cosine retrieval needs the two views centred alike.
     """
 
     kind: str = "linear"
     hidden: tuple[int, ...] = ()
     dropout: float = 0.0
     input_norm: bool = False
+    output_norm: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ class OptimConfig:
     # > 0: freeze the stem and first N blocks of an EfficientNet image tower and compute
     # their output once per photo (training.prefix_cache); no flips then.
     image_frozen_blocks: int = 0
+    # Keep MiniLM's 11.7M-parameter word-embedding table as packaged: the artifact then
+    # refers to the package for it instead of storing a copy (the 40 MB budget).
+    freeze_word_embeddings: bool = False
 
 
 @dataclass(frozen=True)

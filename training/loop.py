@@ -72,6 +72,8 @@ def _apply_freezing(config: TrainConfig, model: JointModel, epoch: int) -> bool:
         net = model.image_tower.net
         for module in (net._conv_stem, net._bn0, *net._blocks[:blocks]):
             module.requires_grad_(False)
+    if config.optim.freeze_word_embeddings and config.model.text.name == "minilm":
+        model.text_tower.bert.embeddings.word_embeddings.requires_grad_(False)
     return frozen
 
 

@@ -226,7 +226,11 @@ def test_unchanged_pretrained_towers_are_referenced_not_copied(
 ) -> None:
     save_artifact(pretrained_model, tmp_path / "a")
     stored = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert stored["weights_from_packages"] == ["image_tower", "text_tower"]
+    packaged = stored["weights_from_packages"]
+    assert {key.split(".")[0] for key in packaged} == {"image_tower", "text_tower"}
+    assert set(packaged) == {
+        key for key in pretrained_model.state_dict() if key.split(".")[0] in ("image_tower", "text_tower")
+    }
     keys = load_file(str(tmp_path / "a" / "weights.safetensors")).keys()
     assert {key.split(".")[0] for key in keys} == {"image_head", "text_head"}
     assert (tmp_path / "a" / "weights.safetensors").stat().st_size < 200_000  # heads only
@@ -237,13 +241,14 @@ def test_unchanged_pretrained_towers_are_referenced_not_copied(
     ):
         np.testing.assert_array_equal(got, want)
 
-    # a fine-tuned tower is stored; the unchanged one is still referenced
+    # a fine-tuned tensor is stored; everything left as packaged is still referenced
     with torch.no_grad():
         pretrained_model.image_tower.net._conv_head.weight.mul_(1.01)
     save_artifact(pretrained_model, tmp_path / "b")
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["weights_from_packages"] == [
-        "text_tower"
-    ]
+    packaged_b = json.loads((tmp_path / "b" / "config.json").read_text())["weights_from_packages"]
+    assert set(packaged) - set(packaged_b) == {"image_tower.net._conv_head.weight"}
+    stored_b = load_file(str(tmp_path / "b" / "weights.safetensors")).keys()
+    assert {key for key in stored_b if key.startswith("image_tower")} == {"image_tower.net._conv_head.weight"}
     tuned = load_model(tmp_path / "b", device="cpu")
     for got, want in zip(
         _embeddings(tuned, sample_dir), _embeddings(pretrained_model, sample_dir), strict=True
