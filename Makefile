@@ -21,8 +21,9 @@ install: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
+# Builds the sample catalogue's index on the first start (var/sample-index), then serves.
 demo: install
-	$(VENV)/bin/fashion-retrieval evaluate --catalog data/sample/catalog.csv --split all --protocol seed
+	$(VENV)/bin/fashion-retrieval serve
 
 test: install-test
 	$(PY) -m pytest -q

@@ -17,9 +17,10 @@ COMMANDS = {
     "serve": ("app.cli", False, "run the search service and web UI"),
 }
 
-USAGE = "usage: fashion-retrieval {train,evaluate,index,serve} ...\n\ncommands:\n" + "\n".join(
-    f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items()
-) + """
+USAGE = (
+    "usage: fashion-retrieval {train,evaluate,index,serve} ...\n\ncommands:\n"
+    + "\n".join(f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items())
+    + """
 
 example:
   fashion-retrieval train --catalog data/sample/catalog.csv --config tiny --out runs/tiny
@@ -27,6 +28,7 @@ example:
   fashion-retrieval serve --index var/index
 
 Run `fashion-retrieval COMMAND --help` for a command's options and an example."""
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"fashion-retrieval: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     module_name, keep_name, _ = COMMANDS[argv[0]]
     module = importlib.import_module(module_name)
     return int(module.main(argv if keep_name else argv[1:]))

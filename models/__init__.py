@@ -1,7 +1,13 @@
 """Inference-side building blocks: catalogue reading, image decoding, encoders and the
 model artifact. Imports nothing else of this project."""
 
-from models.artifact import DEFAULT_MODEL_DIR, load_model, read_metrics, save_artifact, write_metrics
+from models.artifact import (
+    DEFAULT_MODEL_DIR,
+    load_model,
+    read_metrics,
+    save_artifact,
+    write_metrics,
+)
 from models.catalog import Catalog, Product, SkippedRow, read_catalog
 from models.config import (
     HeadConfig,

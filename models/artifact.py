@@ -1,11 +1,11 @@
 """The model artifact: one directory holding everything needed to encode.
 
-    config.json        schema version, ModelConfig, versions, weight storage details
-    weights.safetensors  trained weights (towers equal to their packaged pretrained
-                         weights are left out and named in config.json instead)
-    vocab.json         the word vocabulary (bilstm text tower only)
-    checksums.json     sha256 of each file above and the model id derived from them
-    metrics.json       evaluation results (written later; not part of the id)
+config.json        schema version, ModelConfig, versions, weight storage details
+weights.safetensors  trained weights (towers equal to their packaged pretrained
+                     weights are left out and named in config.json instead)
+vocab.json         the word vocabulary (bilstm text tower only)
+checksums.json     sha256 of each file above and the model id derived from them
+metrics.json       evaluation results (written later; not part of the id)
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ArtifactError(f"model artifact is incomplete: {path.name} is missing in {path.parent}") from None
+        raise ArtifactError(
+            f"model artifact is incomplete: {path.name} is missing in {path.parent}"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"model artifact file {path} is damaged: {exc}") from exc
     if not isinstance(data, dict):
@@ -164,7 +166,9 @@ def verify_artifact(directory: Path) -> str:
             raise ArtifactError(f"model artifact is damaged: {path} does not match its checksum")
     model_id = _model_id(hashes)
     if recorded.get("model_id") != model_id:
-        raise ArtifactError(f"model artifact is damaged: {directory / CHECKSUMS} names another model id")
+        raise ArtifactError(
+            f"model artifact is damaged: {directory / CHECKSUMS} names another model id"
+        )
     return model_id
 
 
@@ -173,7 +177,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ModelsError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU; use 'cpu' or 'auto'")
+        raise ModelsError(
+            "device 'cuda' was asked for, but PyTorch sees no CUDA GPU; use 'cpu' or 'auto'"
+        )
     return resolved
 
 
@@ -197,7 +203,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "aut
         )
     config = ModelConfig.from_dict(stored["model"])
     tokenizer: Tokenizer = (
-        WordTokenizer.load(directory / VOCAB) if config.text.name == "bilstm" else MiniLMTokenizer(config.text.max_length)
+        WordTokenizer.load(directory / VOCAB)
+        if config.text.name == "bilstm"
+        else MiniLMTokenizer(config.text.max_length)
     )
     model = JointModel(config, tokenizer)
     _load_weights(model, directory / WEIGHTS, stored.get("weights_from_packages", []))

@@ -88,7 +88,9 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}; known: {', '.join(known)}")
+        raise ConfigError(
+            f"unknown key(s) in {where}: {', '.join(unknown)}; known: {', '.join(known)}"
+        )
     nested = {
         "image": ImageEncoderConfig,
         "text": TextEncoderConfig,

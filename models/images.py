@@ -19,7 +19,6 @@ MAX_IMAGE_PIXELS = 89_478_485
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
-
 def to_rgb(image: Image.Image) -> Image.Image:
     """Return an upright RGB copy of `image`; transparency is composited onto white."""
     image = ImageOps.exif_transpose(image) or image

@@ -72,7 +72,12 @@ class JointModel(nn.Module):
         else:
             image_features = self.image_tower(pixels)
         text_features = self.text_tower(**tokens)
-        return image_features, text_features, self.image_head(image_features), self.text_head(text_features)
+        return (
+            image_features,
+            text_features,
+            self.image_head(image_features),
+            self.text_head(text_features),
+        )
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return {name: t.to(self.device) for name, t in self.tokenizer(texts).items()}
@@ -110,7 +115,9 @@ def build_tokenizer(config: ModelConfig, texts: Sequence[str] = ()) -> Tokenizer
     """The tokenizer a config asks for; a word vocabulary is built from `texts`."""
     if config.text.name == "minilm":
         return MiniLMTokenizer(config.text.max_length)
-    return WordTokenizer.build(texts, min_count=config.text.min_count, max_length=config.text.max_length)
+    return WordTokenizer.build(
+        texts, min_count=config.text.min_count, max_length=config.text.max_length
+    )
 
 
 def build_model(config: ModelConfig, texts: Sequence[str] = ()) -> JointModel:

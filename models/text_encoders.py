@@ -52,7 +52,9 @@ class MiniLMEncoder(TextTower):
         if pretrained:
             self.bert = AutoModel.from_pretrained(path, local_files_only=True)
         else:
-            self.bert = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+            self.bert = AutoModel.from_config(
+                AutoConfig.from_pretrained(path, local_files_only=True)
+            )
         self.feature_dim = int(self.bert.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -75,5 +77,7 @@ def build_text_encoder(config: TextEncoderConfig, vocab_size: int = 0) -> TextTo
             f"unknown text encoder {config.name!r}; choose one of {', '.join(TEXT_ENCODERS)}"
         ) from None
     if config.name == "bilstm" and vocab_size < 3:
-        raise ConfigError("a bilstm text encoder needs a vocabulary (build one from the training titles)")
+        raise ConfigError(
+            "a bilstm text encoder needs a vocabulary (build one from the training titles)"
+        )
     return factory(config, vocab_size)

@@ -43,7 +43,9 @@ class WordTokenizer:
         self.max_length = max_length
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, min_count: int = 1, max_length: int = 64) -> WordTokenizer:
+    def build(
+        cls, texts: Iterable[str], *, min_count: int = 1, max_length: int = 64
+    ) -> WordTokenizer:
         counts = Counter(word for text in texts for word in split_words(text))
         kept = sorted(word for word, count in counts.items() if count >= min_count)
         return cls([PAD, UNK, *kept], max_length=max_length)
@@ -54,7 +56,10 @@ class WordTokenizer:
     def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """-> input_ids (B, T) int64, attention_mask (B, T) int64; T >= 1."""
         unk = self.index[UNK]
-        rows = [[self.index.get(w, unk) for w in split_words(t)][: self.max_length] or [unk] for t in texts]
+        rows = [
+            [self.index.get(w, unk) for w in split_words(t)][: self.max_length] or [unk]
+            for t in texts
+        ]
         width = max(len(row) for row in rows)
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -64,7 +69,9 @@ class WordTokenizer:
         return {"input_ids": ids, "attention_mask": mask}
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"words": self.words, "max_length": self.max_length}), encoding="utf-8")
+        path.write_text(
+            json.dumps({"words": self.words, "max_length": self.max_length}), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, path: Path) -> WordTokenizer:
@@ -102,6 +109,10 @@ class MiniLMTokenizer:
 
     def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         encoded = self._tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}

@@ -18,7 +18,11 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: an interrupted save leaves the previous checkpoint usable."""
     state = {
         **state,
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "rng": {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+        },
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)

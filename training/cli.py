@@ -39,8 +39,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--catalog", required=True, type=Path, help="catalogue CSV or JSON Lines")
-    parser.add_argument("--config", required=True, help="config name (training/configs) or TOML path")
-    parser.add_argument("--out", required=True, type=Path, help="run directory: model/, checkpoint.pt, train_log.jsonl")
+    parser.add_argument(
+        "--config", required=True, help="config name (training/configs) or TOML path"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="run directory: model/, checkpoint.pt, train_log.jsonl",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
@@ -57,14 +64,20 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EVALUATE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, help="artifact directory (default: the bundled model)")
+    parser.add_argument(
+        "--model", type=Path, help="artifact directory (default: the bundled model)"
+    )
     parser.add_argument("--catalog", required=True, type=Path)
     parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     parser.add_argument("--protocol", default="seed", choices=PROTOCOLS)
     parser.add_argument("--gallery-size", type=int, default=1000, help="seed protocol gallery size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled gallery")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument("--save-to-model", action="store_true", help="also record the results in the artifact's metrics.json")
+    parser.add_argument(
+        "--save-to-model",
+        action="store_true",
+        help="also record the results in the artifact's metrics.json",
+    )
     parser.add_argument("--device", default="auto")
     parser.set_defaults(handler=run_evaluate)
 
@@ -99,7 +112,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         results = evaluate_catalog(model, products, catalog.products)
     title = f"{args.protocol} protocol, {args.split} split, model {model.model_id}"
     print(format_table(results, title))
-    report = {"protocol": args.protocol, "split": args.split, "model": model.model_id, "catalog": str(args.catalog), "results": results}
+    report = {
+        "protocol": args.protocol,
+        "split": args.split,
+        "model": model.model_id,
+        "catalog": str(args.catalog),
+        "results": results,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -70,7 +70,9 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"unknown key(s) in [{where}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     return cls(**data)
 
 

@@ -33,7 +33,11 @@ def _unit_interval(seed: int, title: str) -> float:
 
 
 def split_products(
-    products: Sequence[Product], *, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1
+    products: Sequence[Product],
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
 ) -> Splits:
     """Deterministic train/val/test split grouped by exact title.
 
@@ -44,7 +48,13 @@ def split_products(
     sides: dict[str, list[Product]] = {"train": [], "val": [], "test": []}
     for product in products:
         point = _unit_interval(seed, product.text)
-        side = "test" if point < test_fraction else "val" if point < test_fraction + val_fraction else "train"
+        side = (
+            "test"
+            if point < test_fraction
+            else "val"
+            if point < test_fraction + val_fraction
+            else "train"
+        )
         sides[side].append(product)
     return Splits(**sides)
 
@@ -63,7 +73,12 @@ class PairDataset(Dataset):
     """
 
     def __init__(
-        self, products: Sequence[Product], labels: Sequence[int], transform: ImageTransform, *, flip: bool = False
+        self,
+        products: Sequence[Product],
+        labels: Sequence[int],
+        transform: ImageTransform,
+        *,
+        flip: bool = False,
     ) -> None:
         self.products = list(products)
         self.labels = list(labels)
@@ -81,7 +96,9 @@ class PairDataset(Dataset):
         return pixels, product.text, self.labels[index]
 
 
-def collate_pairs(batch: list[tuple[torch.Tensor, str, int]]) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+def collate_pairs(
+    batch: list[tuple[torch.Tensor, str, int]],
+) -> tuple[torch.Tensor, list[str], torch.Tensor]:
     pixels, texts, labels = zip(*batch, strict=True)
     return torch.stack(pixels), list(texts), torch.tensor(labels, dtype=torch.long)
 
@@ -126,7 +143,11 @@ class IdentityBatchSampler(Sampler[list[int]]):
         batches = [flat[i : i + self.batch_size] for i in range(0, len(flat), self.batch_size)]
         if len(batches) > 1 and len(batches[-1]) < 2:
             batches.pop()  # a one-item batch has no negatives
-        usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else len(batches)
+        usable = (
+            len(batches) - len(batches) % self.world_size
+            if len(batches) >= self.world_size
+            else len(batches)
+        )
         return batches[:usable]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -134,4 +155,3 @@ class IdentityBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._all_batches()[self.rank :: self.world_size])
-

@@ -16,14 +16,21 @@ from training.metrics import ranked_relevance, summarise
 PROTOCOLS = ("seed", "catalog")
 
 
-def _encode(model: JointModel, products: Sequence[Product], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _encode(
+    model: JointModel, products: Sequence[Product], batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     images = model.encode_images([p.image for p in products], batch_size=batch_size)
     texts = model.encode_texts([p.text for p in products], batch_size=batch_size)
     return images, texts
 
 
 def evaluate_seed(
-    model: JointModel, products: Sequence[Product], *, gallery_size: int = 1000, seed: int = 0, batch_size: int = 128
+    model: JointModel,
+    products: Sequence[Product],
+    *,
+    gallery_size: int = 1000,
+    seed: int = 0,
+    batch_size: int = 128,
 ) -> dict[str, dict[str, float]]:
     """A seeded gallery of `gallery_size` products; each is a query in both directions."""
     products = list(products)
@@ -54,7 +61,10 @@ def evaluate_catalog(
     Image->text: each query product's photo against the distinct titles of `gallery`.
     """
     gallery = list(gallery)
-    image_emb, _ = gallery_embeddings or (model.encode_images([p.image for p in gallery], batch_size=batch_size), None)
+    image_emb, _ = gallery_embeddings or (
+        model.encode_images([p.image for p in gallery], batch_size=batch_size),
+        None,
+    )
     gallery_titles = [p.text for p in gallery]
     query_titles = sorted({p.text for p in queries})
     query_text_emb = model.encode_texts(query_titles, batch_size=batch_size)
@@ -70,7 +80,9 @@ def evaluate_catalog(
     else:
         query_image_emb = model.encode_images([p.image for p in query_list], batch_size=batch_size)
     image_to_text = summarise(
-        ranked_relevance(query_image_emb @ title_emb.T, [p.text for p in query_list], distinct_titles)
+        ranked_relevance(
+            query_image_emb @ title_emb.T, [p.text for p in query_list], distinct_titles
+        )
     )
     for direction, size in ((text_to_image, len(gallery)), (image_to_text, len(distinct_titles))):
         direction["gallery"] = float(size)
@@ -86,6 +98,10 @@ def format_table(results: dict[str, dict[str, float]], title: str = "") -> str:
         cells = []
         for column in columns:
             value = metrics.get(column, float("nan"))
-            cells.append(f"{value:>13.0f}" if column in ("queries", "gallery", "median_rank") else f"{value:>13.4f}")
+            cells.append(
+                f"{value:>13.0f}"
+                if column in ("queries", "gallery", "median_rank")
+                else f"{value:>13.4f}"
+            )
         lines.append(f"{direction:<15}" + "".join(cells))
     return "\n".join(lines)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -22,11 +22,18 @@ from models import JointModel, build_model, read_catalog, save_artifact
 from models.artifact import resolve_device
 from training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
-from training.data import IdentityBatchSampler, PairDataset, Splits, collate_pairs, identity_labels, split_products
+from training.data import (
+    IdentityBatchSampler,
+    PairDataset,
+    Splits,
+    collate_pairs,
+    identity_labels,
+    split_products,
+)
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.evaluate import evaluate_seed
-from training.prefix_cache import CachedPairDataset, compute_prefix_cache
 from training.objectives import build_objective
+from training.prefix_cache import CachedPairDataset, compute_prefix_cache
 
 logger = logging.getLogger(__name__)
 MODEL_DIR = "model"
@@ -53,9 +60,20 @@ def _seed_everything(seed: int) -> None:
 def _param_groups(config: TrainConfig, model: JointModel, objective: nn.Module) -> list[dict]:
     """Pretrained towers learn at tower_lr; everything trained from scratch at lr."""
     groups = []
-    for tower, tower_config in ((model.image_tower, config.model.image), (model.text_tower, config.model.text)):
-        pretrained = tower_config.pretrained and tower_config.name in ("efficientnet-lite0", "minilm")
-        groups.append({"params": list(tower.parameters()), "lr": config.optim.tower_lr if pretrained else config.optim.lr})
+    for tower, tower_config in (
+        (model.image_tower, config.model.image),
+        (model.text_tower, config.model.text),
+    ):
+        pretrained = tower_config.pretrained and tower_config.name in (
+            "efficientnet-lite0",
+            "minilm",
+        )
+        groups.append(
+            {
+                "params": list(tower.parameters()),
+                "lr": config.optim.tower_lr if pretrained else config.optim.lr,
+            }
+        )
     rest = [*model.image_head.parameters(), *model.text_head.parameters(), *objective.parameters()]
     groups.append({"params": rest, "lr": config.optim.lr})
     return groups
@@ -77,7 +95,9 @@ def _apply_freezing(config: TrainConfig, model: JointModel, epoch: int) -> bool:
     return frozen
 
 
-def _build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def _build_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, min(config.optim.warmup_steps, total_steps // 10))
 
     def factor(step: int) -> float:
@@ -96,7 +116,9 @@ def _score(val: dict[str, dict[str, float]]) -> float:
     return sum(val[d]["R@1"] + val[d]["R@10"] for d in ("text_to_image", "image_to_text"))
 
 
-def _prepare(config: TrainConfig, catalog_path: Path, device: torch.device) -> tuple[Splits, list[int], JointModel, nn.Module]:
+def _prepare(
+    config: TrainConfig, catalog_path: Path, device: torch.device
+) -> tuple[Splits, list[int], JointModel, nn.Module]:
     catalog = read_catalog(catalog_path)
     logger.info(catalog.summary())
     splits = split_products(
@@ -106,7 +128,9 @@ def _prepare(config: TrainConfig, catalog_path: Path, device: torch.device) -> t
         test_fraction=config.data.test_fraction,
     )
     if len(splits.train) < 2:
-        raise ValueError(f"the training split of {catalog_path} has {len(splits.train)} products; need at least 2")
+        raise ValueError(
+            f"the training split of {catalog_path} has {len(splits.train)} products; need at least 2"
+        )
     labels, identities = identity_labels(splits.train)
     model = build_model(config.model, [p.text for p in splits.train]).to(device)
     objective = build_objective(
@@ -141,7 +165,9 @@ def train(
     try:
         splits, labels, model, objective = _prepare(config, Path(catalog_path), resolved)
         _seed_everything(config.seed + dist_info.rank)
-        optimizer = torch.optim.AdamW(_param_groups(config, model, objective), weight_decay=config.optim.weight_decay)
+        optimizer = torch.optim.AdamW(
+            _param_groups(config, model, objective), weight_decay=config.optim.weight_decay
+        )
         state = TrainState(model, objective, optimizer)
         if dist_info.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -161,7 +187,9 @@ def _without_epochs(config: dict) -> dict:
 def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
     saved = load_checkpoint(path)
     if _without_epochs(saved["config"]) != _without_epochs(config.to_dict()):
-        raise ValueError(f"{path} was written by another training config; use a new --out or drop --resume")
+        raise ValueError(
+            f"{path} was written by another training config; use a new --out or drop --resume"
+        )
     state.model.load_state_dict(saved["model"])
     state.objective.load_state_dict(saved["objective"])
     state.optimizer.load_state_dict(saved["optimizer"])
@@ -171,22 +199,43 @@ def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
 
 
 def _run_epochs(
-    config: TrainConfig, state: TrainState, splits: Splits, labels: list[int], out: Path, dist_info: DistInfo, progress: bool
+    config: TrainConfig,
+    state: TrainState,
+    splits: Splits,
+    labels: list[int],
+    out: Path,
+    dist_info: DistInfo,
+    progress: bool,
 ) -> None:
     model = state.model
     dataset = _training_dataset(config, model, splits, labels, out, dist_info)
     sampler = IdentityBatchSampler(
-        labels, config.optim.batch_size, per_identity=config.optim.per_identity, seed=config.seed,
-        rank=dist_info.rank, world_size=dist_info.world_size,
+        labels,
+        config.optim.batch_size,
+        per_identity=config.optim.per_identity,
+        seed=config.seed,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=config.data.num_workers)
-    steps = len(loader) if not config.optim.max_steps_per_epoch else min(len(loader), config.optim.max_steps_per_epoch)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_pairs,
+        num_workers=config.data.num_workers,
+    )
+    steps = (
+        len(loader)
+        if not config.optim.max_steps_per_epoch
+        else min(len(loader), config.optim.max_steps_per_epoch)
+    )
     if state.scheduler is None:
         state.scheduler = _build_scheduler(config, state.optimizer, steps * config.optim.epochs)
         if state.pending_scheduler_state:
             state.scheduler.load_state_dict(state.pending_scheduler_state)
             # Building the scheduler set each group's lr to the first step's; restore the saved one.
-            for group, lr in zip(state.optimizer.param_groups, state.scheduler.get_last_lr(), strict=True):
+            for group, lr in zip(
+                state.optimizer.param_groups, state.scheduler.get_last_lr(), strict=True
+            ):
                 group["lr"] = lr
     for epoch in range(state.epoch + 1, config.optim.epochs + 1):
         frozen = _apply_freezing(config, model, epoch)
@@ -199,7 +248,12 @@ def _run_epochs(
 
 
 def _training_dataset(
-    config: TrainConfig, model: JointModel, splits: Splits, labels: list[int], out: Path, dist_info: DistInfo
+    config: TrainConfig,
+    model: JointModel,
+    splits: Splits,
+    labels: list[int],
+    out: Path,
+    dist_info: DistInfo,
 ) -> Dataset:
     blocks = config.optim.image_frozen_blocks
     if not blocks:
@@ -212,7 +266,13 @@ def _training_dataset(
 
 
 def _train_one_epoch(
-    config: TrainConfig, state: TrainState, loader: DataLoader, dist_info: DistInfo, epoch: int, frozen: bool, progress: bool
+    config: TrainConfig,
+    state: TrainState,
+    loader: DataLoader,
+    dist_info: DistInfo,
+    epoch: int,
+    frozen: bool,
+    progress: bool,
 ) -> float:
     model, objective = state.model, state.objective
     model.train()
@@ -224,17 +284,30 @@ def _train_one_epoch(
         runner = DistributedDataParallel(model, find_unused_parameters=frozen)
     device = model.device
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else contextlib.nullcontext()
     )
-    steps = len(loader) if not config.optim.max_steps_per_epoch else min(len(loader), config.optim.max_steps_per_epoch)
-    bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.optim.epochs}", unit="batch", disable=not (progress and dist_info.is_main))
+    steps = (
+        len(loader)
+        if not config.optim.max_steps_per_epoch
+        else min(len(loader), config.optim.max_steps_per_epoch)
+    )
+    bar = tqdm(
+        total=steps,
+        desc=f"epoch {epoch}/{config.optim.epochs}",
+        unit="batch",
+        disable=not (progress and dist_info.is_main),
+    )
     total, seen, count, started = 0.0, 0, 0, time.perf_counter()
     for pixels, texts, labels in loader:
         if count >= steps:
             break
         pixels, labels = pixels.to(device, non_blocking=True), labels.to(device)
         with autocast:
-            outputs = runner(pixels, model.tokenize(texts), image_from_block=config.optim.image_frozen_blocks)
+            outputs = runner(
+                pixels, model.tokenize(texts), image_from_block=config.optim.image_frozen_blocks
+            )
             loss = objective(outputs, labels)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,10 +333,14 @@ def _all_reduce_grads(module: nn.Module, dist_info: DistInfo) -> None:
             param.grad /= dist_info.world_size
 
 
-def _end_of_epoch(config: TrainConfig, state: TrainState, splits: Splits, out: Path, loss: float) -> None:
+def _end_of_epoch(
+    config: TrainConfig, state: TrainState, splits: Splits, out: Path, loss: float
+) -> None:
     record: dict[str, object] = {"epoch": state.epoch, "loss": loss}
     if splits.val:
-        val = evaluate_seed(state.model, splits.val, gallery_size=config.data.val_gallery, seed=config.seed)
+        val = evaluate_seed(
+            state.model, splits.val, gallery_size=config.data.val_gallery, seed=config.seed
+        )
         score = _score(val)
         record["val"] = val
     else:  # no validation products (tiny catalogues): keep the latest
@@ -272,13 +349,17 @@ def _end_of_epoch(config: TrainConfig, state: TrainState, splits: Splits, out: P
     if improved:
         state.best_score = score
         save_artifact(
-            state.model, out / MODEL_DIR,
+            state.model,
+            out / MODEL_DIR,
             metrics={
                 "config": config.name,
                 "epoch": state.epoch,
                 "train_loss": loss,
-                "split": {"seed": config.data.split_seed, "val_fraction": config.data.val_fraction,
-                          "test_fraction": config.data.test_fraction},
+                "split": {
+                    "seed": config.data.split_seed,
+                    "val_fraction": config.data.val_fraction,
+                    "test_fraction": config.data.test_fraction,
+                },
                 "val": record.get("val"),
             },
         )
@@ -298,6 +379,9 @@ def _end_of_epoch(config: TrainConfig, state: TrainState, splits: Splits, out: P
         },
     )
     summary = ", ".join(
-        f"{d} R@1 {m['R@1']:.3f} R@10 {m['R@10']:.3f}" for d, m in (record.get("val") or {}).items()  # type: ignore[union-attr]
+        f"{d} R@1 {m['R@1']:.3f} R@10 {m['R@10']:.3f}"
+        for d, m in (record.get("val") or {}).items()  # type: ignore[union-attr]
     )
-    logger.info("epoch %d: loss %.4f %s%s", state.epoch, loss, summary, " (best)" if improved else "")
+    logger.info(
+        "epoch %d: loss %.4f %s%s", state.epoch, loss, summary, " (best)" if improved else ""
+    )

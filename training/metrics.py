@@ -10,7 +10,11 @@ KS = (1, 5, 10)
 
 
 def ranked_relevance(
-    scores: np.ndarray, query_labels: Sequence[object], gallery_labels: Sequence[object], *, chunk: int = 512
+    scores: np.ndarray,
+    query_labels: Sequence[object],
+    gallery_labels: Sequence[object],
+    *,
+    chunk: int = 512,
 ) -> np.ndarray:
     """(Q, G) scores -> (Q, G) bool: is the item at each rank relevant (same label), best first.
 
@@ -25,7 +29,9 @@ def ranked_relevance(
     return out
 
 
-def _codes(query_labels: Sequence[object], gallery_labels: Sequence[object]) -> tuple[list[int], list[int]]:
+def _codes(
+    query_labels: Sequence[object], gallery_labels: Sequence[object]
+) -> tuple[list[int], list[int]]:
     index: dict[object, int] = {}
     gallery = [index.setdefault(label, len(index)) for label in gallery_labels]
     query = [index.get(label, -1) for label in query_labels]
@@ -62,7 +68,9 @@ def summarise(relevant: np.ndarray, *, recall: str = "hit", chunk: int = 256) ->
     relevant = relevant[relevant.any(axis=1)]
     if len(relevant) == 0:
         raise ValueError("no query has a relevant item in the gallery")
-    parts = [per_query(relevant[i : i + chunk], recall=recall) for i in range(0, len(relevant), chunk)]
+    parts = [
+        per_query(relevant[i : i + chunk], recall=recall) for i in range(0, len(relevant), chunk)
+    ]
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     metrics = {name: float(np.mean(values)) for name, values in joined.items() if name != "rank"}
     metrics["median_rank"] = float(np.median(joined["rank"]))

@@ -36,7 +36,9 @@ class CMPLObjective(nn.Module):
         super().__init__()
         self.use_cmpm = config.loss.cmpm
         self.scale = config.loss.scale
-        self.cmpc = CMPCClassifier(config.model.embed_dim, num_identities) if config.loss.cmpc else None
+        self.cmpc = (
+            CMPCClassifier(config.model.embed_dim, num_identities) if config.loss.cmpc else None
+        )
 
     def forward(self, outputs: Outputs, labels: torch.Tensor) -> torch.Tensor:
         _, _, image_emb, text_emb = outputs
@@ -173,7 +175,11 @@ OBJECTIVES: dict[str, ObjectiveFactory] = {
 }
 
 
-def build_objective(config: TrainConfig, num_identities: int, image_dim: int, text_dim: int) -> nn.Module:
+def build_objective(
+    config: TrainConfig, num_identities: int, image_dim: int, text_dim: int
+) -> nn.Module:
     if config.scheme not in OBJECTIVES:
-        raise ValueError(f"no objective for scheme {config.scheme!r}; known: {', '.join(OBJECTIVES)}")
+        raise ValueError(
+            f"no objective for scheme {config.scheme!r}; known: {', '.join(OBJECTIVES)}"
+        )
     return OBJECTIVES[config.scheme](config, num_identities, image_dim, text_dim)

@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 def _cache_key(model: JointModel, products: Sequence[Product], blocks: int) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config.image.__dict__, sort_keys=True, default=str).encode())
-    digest.update(json.dumps(model.config.preprocess.__dict__, sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(model.config.preprocess.__dict__, sort_keys=True, default=str).encode()
+    )
     digest.update(str(blocks).encode())
     for product in products:
         digest.update(f"{product.id}\x00{product.image}\x00".encode())
@@ -34,7 +36,12 @@ def _cache_key(model: JointModel, products: Sequence[Product], blocks: int) -> s
 
 @torch.inference_mode()
 def compute_prefix_cache(
-    model: JointModel, products: Sequence[Product], blocks: int, *, cache_dir: Path | None = None, batch_size: int = 128
+    model: JointModel,
+    products: Sequence[Product],
+    blocks: int,
+    *,
+    cache_dir: Path | None = None,
+    batch_size: int = 128,
 ) -> torch.Tensor:
     """(N, C, h, w) float16 activations after `blocks` blocks, one per product photo.
 
@@ -45,14 +52,18 @@ def compute_prefix_cache(
         raise ConfigError(
             f"image_frozen_blocks={blocks} needs an EfficientNet image tower with more than {blocks} blocks"
         )
-    path = cache_dir / f"prefix_cache_{_cache_key(model, products, blocks)}.pt" if cache_dir else None
+    path = (
+        cache_dir / f"prefix_cache_{_cache_key(model, products, blocks)}.pt" if cache_dir else None
+    )
     if path is not None and path.is_file():
         logger.info("using cached image-tower activations %s", path)
         return torch.load(path, weights_only=True)
     was_training = tower.training
     tower.eval()
     chunks = []
-    for start in tqdm(range(0, len(products), batch_size), desc="frozen image blocks", unit="batch"):
+    for start in tqdm(
+        range(0, len(products), batch_size), desc="frozen image blocks", unit="batch"
+    ):
         images = [open_image(p.image) for p in products[start : start + batch_size]]
         pixels = model.transform.batch(images).to(model.device)
         chunks.append(tower.prefix(pixels, blocks).to(torch.float16).cpu())
@@ -68,7 +79,9 @@ def compute_prefix_cache(
 class CachedPairDataset(Dataset):
     """(activations (C, h, w), title, identity) per product, from a prefix cache."""
 
-    def __init__(self, cache: torch.Tensor, products: Sequence[Product], labels: Sequence[int]) -> None:
+    def __init__(
+        self, cache: torch.Tensor, products: Sequence[Product], labels: Sequence[int]
+    ) -> None:
         self.cache = cache
         self.texts = [p.text for p in products]
         self.labels = list(labels)

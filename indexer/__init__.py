@@ -1,0 +1,54 @@
+"""FAISS indices of the catalogue: build, update, publish atomically, open and search.
+
+from indexer import build_index, open_index
+build_index("data/sample/catalog.csv", model, "var/index")
+index = open_index("var/index", expected_model_id=model.model_id)
+hits = index.search_texts(model.encode_texts(["blue jeans"]), k=10)
+"""
+
+from indexer.build import build_index
+from indexer.errors import (
+    CatalogImageError,
+    DeviceError,
+    EncoderError,
+    IndexCorruptError,
+    IndexerError,
+    IndexLockedError,
+    IndexNotFoundError,
+    IndexTypeError,
+    InvalidFilterError,
+    InvalidQueryError,
+    ModelMismatchError,
+    UnknownAttributeError,
+    UnknownProductError,
+)
+from indexer.manifest import Manifest
+from indexer.search import Hit, ProductIndex, open_index
+from indexer.update import update_index
+from indexer.verify import VerifyReport, verify_index
+from indexer.versions import BuildReport
+
+__all__ = [
+    "BuildReport",
+    "CatalogImageError",
+    "DeviceError",
+    "EncoderError",
+    "Hit",
+    "IndexCorruptError",
+    "IndexLockedError",
+    "IndexNotFoundError",
+    "IndexTypeError",
+    "IndexerError",
+    "InvalidFilterError",
+    "InvalidQueryError",
+    "Manifest",
+    "ModelMismatchError",
+    "ProductIndex",
+    "UnknownAttributeError",
+    "UnknownProductError",
+    "VerifyReport",
+    "build_index",
+    "open_index",
+    "update_index",
+    "verify_index",
+]

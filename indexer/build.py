@@ -1,0 +1,92 @@
+"""Build an index directory from a catalogue, publishing atomically.
+
+The build encodes first (through the embedding cache), then writes a new version beside
+the published one and switches CURRENT to it; any failure before the switch leaves the
+published index untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexer.encode import DEFAULT_BATCH_SIZE, EncodedProducts, Encoder
+from indexer.faiss_index import IndexSpec, check_spec, choose_index_spec, create_index
+from indexer.manifest import STORE_NAME, Manifest
+from indexer.publish import prune_versions, publish, remove_failed, write_lock
+from indexer.store import ProductStore
+from indexer.versions import (
+    CACHE_DIR,
+    BuildReport,
+    encode_with_cache,
+    finish_version,
+    partial_version,
+    product_records,
+)
+from models.catalog import Product, read_catalog
+
+
+def _write_version(
+    partial: Path,
+    spec: IndexSpec,
+    products: Sequence[Product],
+    encoded: EncodedProducts,
+    model_id: str,
+    copy_images: bool,
+) -> Manifest:
+    """Write store and indices of products numbered 0..N-1 into the partial version."""
+    nums = np.arange(len(products), dtype=np.int64)
+    store = ProductStore.create(partial / STORE_NAME)
+    store.upsert(product_records(products, nums, encoded.image_sha256, partial, copy_images))
+    indices = (
+        create_index(spec, encoded.image_vectors, nums),
+        create_index(spec, encoded.text_vectors, nums),
+    )
+    return finish_version(partial, spec, indices, store, model_id, copy_images)
+
+
+def build_index(
+    catalog_path: str | Path,
+    model: Encoder,
+    out_dir: str | Path,
+    *,
+    index_type: str | None = None,
+    search_params: dict[str, int] | None = None,
+    copy_images: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Encode every product of the catalogue and publish a new version in out_dir.
+
+    index_type: a FAISS factory string (default: chosen by catalogue size);
+    copy_images: copy product images into the version, for a self-contained index.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    catalog = read_catalog(catalog_path)
+    products = catalog.products
+    spec = choose_index_spec(len(products), index_type)
+    if search_params:
+        spec = IndexSpec(spec.factory, {**spec.search_params, **search_params})
+    check_spec(spec, model.embed_dim, len(products))
+    with write_lock(out_dir):
+        remove_failed(out_dir)
+        cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
+        encoded = encode_with_cache(products, model, cache, batch_size, progress)
+        with partial_version(out_dir) as partial:
+            manifest = _write_version(partial, spec, products, encoded, model.model_id, copy_images)
+            final = publish(out_dir, partial)
+        prune_versions(out_dir)
+    return BuildReport(
+        final,
+        manifest,
+        encoded.encoded_images,
+        encoded.encoded_texts,
+        skipped_rows=len(catalog.skipped),
+        added=len(products),
+        seconds=time.perf_counter() - started,
+    )

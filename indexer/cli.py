@@ -1,0 +1,248 @@
+"""`fashion-retrieval index ...`: build, update, inspect and verify index directories.
+
+Each command parses its options, calls one library function and returns an exit code;
+errors are printed as one clear line on stderr, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from indexer.build import build_index
+from indexer.encode import DEFAULT_BATCH_SIZE
+from indexer.errors import IndexerError
+from indexer.gpu import DEVICES
+from indexer.info import describe_index
+from indexer.update import update_index
+from indexer.verify import verify_index
+from indexer.versions import BuildReport
+from models import load_model
+from models.errors import ModelsError
+
+PROG = "fashion-retrieval index"
+
+BUILD_EXAMPLE = """example:
+  fashion-retrieval index build --catalog data/sample/catalog.csv --out var/index
+
+Encodes every product's image and text (through an embedding cache in OUT/cache, so a
+build re-run after a crash only encodes what is missing) and publishes a new version of
+OUT atomically; the previous version keeps serving until the new one is complete."""
+
+UPDATE_EXAMPLE = """examples:
+  fashion-retrieval index update --index var/index --catalog new-products.csv
+  fashion-retrieval index update --index var/index --delete 1528 1539
+  fashion-retrieval index update --index var/index --delete-file discontinued.txt
+
+Products of the catalogue whose id the index holds are replaced, others added. The model
+must be the one the index was built with. Publishes a new version atomically."""
+
+INFO_EXAMPLE = """example:
+  fashion-retrieval index info var/index"""
+
+VERIFY_EXAMPLE = """example:
+  fashion-retrieval index verify var/index && echo index is sound
+
+Exit code 0 only when every checksum matches and all files agree on the products."""
+
+
+def _subparser(
+    commands: argparse._SubParsersAction, name: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=description,
+        description=description,
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="DIR",
+        help="model artifact directory (default: the bundled default model)",
+    )
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="where the model encodes (default: auto)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        default=DEFAULT_BATCH_SIZE,
+        help=f"products per encoding batch (default: {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="embedding cache directory (default: INDEX_DIR/cache)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_build(commands: argparse._SubParsersAction) -> None:
+    build = _subparser(
+        commands, "build", "encode a catalogue and publish a new index version", BUILD_EXAMPLE
+    )
+    build.add_argument(
+        "--catalog", type=Path, required=True, metavar="CSV", help="catalogue (CSV or JSON Lines)"
+    )
+    build.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="index directory to publish into"
+    )
+    build.add_argument(
+        "--index-type",
+        metavar="STR",
+        help="FAISS factory string, e.g. Flat, IVF4096,Flat, HNSW32,Flat (default: by size)",
+    )
+    build.add_argument(
+        "--copy-images", action="store_true", help="copy product images into the index"
+    )
+    _add_model_options(build)
+
+
+def _add_update(commands: argparse._SubParsersAction) -> None:
+    update = _subparser(
+        commands,
+        "update",
+        "add, replace or delete products and publish a new version",
+        UPDATE_EXAMPLE,
+    )
+    update.add_argument(
+        "--index", type=Path, required=True, metavar="DIR", help="index directory to update"
+    )
+    update.add_argument(
+        "--catalog", type=Path, metavar="CSV", help="catalogue of products to add or replace"
+    )
+    update.add_argument(
+        "--delete", nargs="+", default=[], metavar="ID", help="ids of products to remove"
+    )
+    update.add_argument(
+        "--delete-file",
+        type=Path,
+        metavar="FILE",
+        help="file of ids to remove, one per line (# comments)",
+    )
+    _add_model_options(update)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `fashion-retrieval index`."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Build, update, inspect and verify FAISS indices of a product catalogue.",
+        epilog="Run `fashion-retrieval index COMMAND --help` for a command's options and an example.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_build(commands)
+    _add_update(commands)
+    info = _subparser(commands, "info", "describe an index: its manifest, in words", INFO_EXAMPLE)
+    info.add_argument("index", type=Path, metavar="INDEX_DIR")
+    verify = _subparser(commands, "verify", "check an index's checksums and counts", VERIFY_EXAMPLE)
+    verify.add_argument("index", type=Path, metavar="INDEX_DIR")
+    return parser
+
+
+def _summary(report: BuildReport) -> str:
+    manifest = report.manifest
+    changes = (
+        f"{report.added} added, {report.replaced} replaced, {report.deleted} deleted; "
+        if report.replaced or report.deleted
+        else ""
+    )
+    return (
+        f"published version {manifest.version}: {manifest.count} products, "
+        f"{manifest.index_type} index, model {manifest.model_id[:12]}; {changes}"
+        f"encoded {report.encoded_images} images and {report.encoded_texts} texts "
+        f"(the rest from the cache) in {report.seconds:.1f} s -> {report.version_dir}"
+    )
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device)
+    report = build_index(
+        args.catalog,
+        model,
+        args.out,
+        index_type=args.index_type,
+        copy_images=args.copy_images,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        progress=not args.quiet,
+    )
+    print(_summary(report))
+    return 0
+
+
+def read_id_file(path: Path) -> list[str]:
+    """Ids from a file, one per line; blank lines and '#' comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise IndexerError(f"cannot read the delete file {path}: {exc.strerror or exc}") from exc
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def _run_update(args: argparse.Namespace) -> int:
+    deletions = list(args.delete) + (read_id_file(args.delete_file) if args.delete_file else [])
+    model = load_model(args.model, device=args.device) if args.catalog is not None else None
+    report = update_index(
+        args.index,
+        model,
+        args.catalog,
+        deletions,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        progress=not args.quiet,
+    )
+    print(_summary(report))
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    print(describe_index(args.index))
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    report = verify_index(args.index)
+    if report.ok and report.manifest is not None:
+        print(f"ok: {report.version_dir}: {report.manifest.count} products, every file checks out")
+        return 0
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"{args.index}: {len(report.problems)} problem(s) found", file=sys.stderr)
+    return 1
+
+
+COMMANDS = {"build": _run_build, "update": _run_update, "info": _run_info, "verify": _run_verify}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `fashion-retrieval index ARGV...`; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return int(exc.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except (IndexerError, ModelsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Update a published index: add or replace products, delete others, publish atomically."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from indexer.encode import DEFAULT_BATCH_SIZE, EncodedProducts, Encoder
+from indexer.errors import (
+    IndexCorruptError,
+    IndexerError,
+    IndexNotFoundError,
+    ModelMismatchError,
+    UnknownProductError,
+)
+from indexer.faiss_index import IndexSpec, add_vectors, load_index, remove_vectors
+from indexer.manifest import (
+    IMAGES_INDEX,
+    STORE_NAME,
+    TEXTS_INDEX,
+    Manifest,
+    checksum_problems,
+    read_manifest,
+)
+from indexer.publish import (
+    CURRENT_NAME,
+    prune_versions,
+    publish,
+    remove_failed,
+    resolve_version_dir,
+    write_lock,
+)
+from indexer.store import ProductStore
+from indexer.versions import (
+    CACHE_DIR,
+    BuildReport,
+    encode_with_cache,
+    finish_version,
+    partial_version,
+    place_image,
+    product_records,
+)
+from models.catalog import Product, read_catalog
+
+
+@dataclass(frozen=True)
+class _UpdatePlan:
+    nums: np.ndarray  # (P,) int64: the num of each catalogue product, old or new
+    remove: np.ndarray  # (R,) int64: nums whose vectors go (replaced and deleted)
+    replaced: int
+    deleted: int
+
+
+def _plan_update(
+    store: ProductStore, products: Sequence[Product], delete_ids: Sequence[str]
+) -> _UpdatePlan:
+    """Give each product its num (kept when the id is known) and list what to remove."""
+    to_delete = store.nums_of(delete_ids)
+    unknown = [product_id for product_id in delete_ids if product_id not in to_delete]
+    if unknown:
+        shown = ", ".join(repr(i) for i in unknown[:5])
+        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        raise UnknownProductError(
+            f"cannot delete {len(unknown)} product(s) the index does not hold: {shown}{more}"
+        )
+    existing = store.nums_of([product.id for product in products])
+    next_num = store.next_num()
+    nums = []
+    for product in products:
+        if product.id in existing:
+            nums.append(existing[product.id])
+        else:
+            nums.append(next_num)
+            next_num += 1
+    remove = np.asarray([*existing.values(), *to_delete.values()], dtype=np.int64)
+    return _UpdatePlan(np.asarray(nums, dtype=np.int64), remove, len(existing), len(to_delete))
+
+
+def _checked_current(index_dir: Path) -> tuple[Path, Manifest]:
+    """The published version to update, after checking its files against the manifest."""
+    if not (index_dir / CURRENT_NAME).is_file():
+        raise IndexNotFoundError(
+            f"no published index in {index_dir} to update: build one with `index build`"
+        )
+    previous = resolve_version_dir(index_dir)
+    manifest = read_manifest(previous)
+    problems = checksum_problems(previous, manifest)
+    if problems:
+        raise IndexCorruptError(f"cannot update a damaged index: {problems[0]}; rebuild it")
+    return previous, manifest
+
+
+def _carry_images(partial: Path, previous: Path, store: ProductStore) -> None:
+    """Link (or copy) the copied images of the products kept from the previous version."""
+    for record in store.records():
+        if not Path(record.image).is_absolute():
+            place_image(partial, previous / record.image, record.image_sha256, previous)
+
+
+def _updated_index(
+    path: Path, spec: IndexSpec, plan: _UpdatePlan, vectors: np.ndarray | None
+) -> faiss.Index:
+    index = remove_vectors(load_index(path), spec, plan.remove)
+    if vectors is not None:
+        add_vectors(index, plan.nums, vectors)
+    return index
+
+
+def _check_update_args(
+    model: Encoder | None, catalog_path: str | Path | None, delete_ids: Sequence[str]
+) -> None:
+    if catalog_path is None and not delete_ids:
+        raise IndexerError(
+            "nothing to update: give a catalogue of products to add or replace, or ids to delete"
+        )
+    if catalog_path is not None and model is None:
+        raise IndexerError("updating from a catalogue needs the model to encode it")
+
+
+def _check_model(model: Encoder | None, old: Manifest, index_dir: Path) -> None:
+    if model is not None and model.model_id != old.model_id:
+        raise ModelMismatchError(
+            f"the index at {index_dir} was built with model {old.model_id}, not "
+            f"{model.model_id}; update it with that model or rebuild with `index build`"
+        )
+
+
+def _write_updated(
+    partial: Path,
+    previous: Path,
+    old: Manifest,
+    plan: _UpdatePlan,
+    products: Sequence[Product],
+    encoded: EncodedProducts | None,
+) -> Manifest:
+    """Write the previous version with the plan applied into the partial directory."""
+    spec = IndexSpec(old.index_type, dict(old.search_params))
+    images = encoded.image_vectors if encoded is not None else None
+    texts = encoded.text_vectors if encoded is not None else None
+    indices = (
+        _updated_index(previous / IMAGES_INDEX, spec, plan, images),
+        _updated_index(previous / TEXTS_INDEX, spec, plan, texts),
+    )
+    shutil.copyfile(previous / STORE_NAME, partial / STORE_NAME)
+    store = ProductStore.open(partial / STORE_NAME, readonly=False)
+    store.delete(plan.remove)
+    if encoded is not None:
+        store.upsert(
+            product_records(
+                products, plan.nums, encoded.image_sha256, partial, old.images_copied, previous
+            )
+        )
+    store.compact()
+    if old.images_copied:
+        _carry_images(partial, previous, store)
+    return finish_version(partial, spec, indices, store, old.model_id, old.images_copied)
+
+
+def update_index(
+    index_dir: str | Path,
+    model: Encoder | None = None,
+    catalog_path: str | Path | None = None,
+    delete_ids: Iterable[str] = (),
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Add or replace the catalogue's products and delete delete_ids, as a new version.
+
+    The model must be the one the index was built with (ModelMismatchError otherwise);
+    it is only needed when a catalogue is given.
+    """
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    deletions = list(dict.fromkeys(str(i) for i in delete_ids))
+    _check_update_args(model, catalog_path, deletions)
+    catalog = read_catalog(catalog_path) if catalog_path is not None else None
+    products = catalog.products if catalog is not None else []
+    both = sorted({p.id for p in products} & set(deletions))
+    if both:
+        raise IndexerError(f"ids both updated and deleted: {', '.join(both[:5])}")
+    with write_lock(index_dir):
+        remove_failed(index_dir)
+        previous, old = _checked_current(index_dir)
+        _check_model(model, old, index_dir)
+        with ProductStore.open(previous / STORE_NAME) as store:
+            plan = _plan_update(store, products, deletions)
+        encoded = None
+        if products and model is not None:
+            cache = Path(cache_dir) if cache_dir is not None else index_dir / CACHE_DIR
+            encoded = encode_with_cache(products, model, cache, batch_size, progress)
+        with partial_version(index_dir) as partial:
+            manifest = _write_updated(partial, previous, old, plan, products, encoded)
+            final = publish(index_dir, partial)
+        prune_versions(index_dir)
+    return BuildReport(
+        final,
+        manifest,
+        encoded.encoded_images if encoded else 0,
+        encoded.encoded_texts if encoded else 0,
+        skipped_rows=len(catalog.skipped) if catalog else 0,
+        added=len(products) - plan.replaced,
+        replaced=plan.replaced,
+        deleted=plan.deleted,
+        seconds=time.perf_counter() - started,
+    )

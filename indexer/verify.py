@@ -1,0 +1,89 @@
+"""Check a published index: every checksum, and that all files agree on the products."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer.errors import IndexerError
+from indexer.faiss_index import load_index, stored_ids
+from indexer.manifest import (
+    IMAGES_INDEX,
+    STORE_NAME,
+    TEXTS_INDEX,
+    Manifest,
+    checksum_problems,
+    read_manifest,
+)
+from indexer.publish import resolve_version_dir
+from indexer.store import ProductStore
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `verify_index` found; `ok` when there is no problem."""
+
+    path: Path
+    version_dir: Path | None
+    manifest: Manifest | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _ids_of(version_dir: Path, manifest: Manifest) -> tuple[dict[str, np.ndarray], list[str]]:
+    """{file: sorted ids it holds} for the three data files, and the problems met."""
+    found: dict[str, np.ndarray] = {}
+    problems: list[str] = []
+    for name in (IMAGES_INDEX, TEXTS_INDEX):
+        try:
+            index = load_index(version_dir / name)
+        except IndexerError as exc:
+            problems.append(str(exc))
+            continue
+        if index.d != manifest.embed_dim:
+            problems.append(
+                f"{version_dir / name} holds {index.d}-d vectors, the manifest says "
+                f"{manifest.embed_dim}"
+            )
+        found[name] = np.sort(stored_ids(index))
+    try:
+        with ProductStore.open(version_dir / STORE_NAME) as store:
+            found[STORE_NAME] = store.id_table()[0]
+    except IndexerError as exc:
+        problems.append(str(exc))
+    return found, problems
+
+
+def _agreement_problems(version_dir: Path, manifest: Manifest) -> list[str]:
+    found, problems = _ids_of(version_dir, manifest)
+    for name, ids in found.items():
+        if len(ids) != manifest.count:
+            problems.append(
+                f"{version_dir / name} holds {len(ids)} products, the manifest says {manifest.count}"
+            )
+    sets = list(found.items())
+    for name, ids in sets[1:]:
+        first_name, first_ids = sets[0]
+        if len(ids) == len(first_ids) and not np.array_equal(ids, first_ids):
+            problems.append(f"{name} and {first_name} hold different product ids")
+    return problems
+
+
+def verify_index(path: str | Path, *, expected_model_id: str | None = None) -> VerifyReport:
+    """Verify the version CURRENT points to (or the version directory `path`)."""
+    path = Path(path)
+    try:
+        version_dir = resolve_version_dir(path)
+        manifest = read_manifest(version_dir)
+    except IndexerError as exc:
+        return VerifyReport(path, None, None, [str(exc)])
+    problems = checksum_problems(version_dir, manifest)
+    if expected_model_id is not None and manifest.model_id != expected_model_id:
+        problems.append(f"built with model {manifest.model_id}, expected {expected_model_id}")
+    problems.extend(_agreement_problems(version_dir, manifest))
+    return VerifyReport(path, version_dir, manifest, problems)

@@ -1,0 +1,152 @@
+"""Writing one index version: shared by build and update.
+
+A version is written into a partial directory (see publish.py), then its manifest is
+written last, with the checksum of every other file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+
+from indexer.cache import EmbeddingCache
+from indexer.encode import EncodedProducts, Encoder, encode_products
+from indexer.errors import IndexerError
+from indexer.faiss_index import IndexSpec, save_index
+from indexer.manifest import (
+    FORMAT_VERSION,
+    IMAGES_DIR,
+    IMAGES_INDEX,
+    TEXTS_INDEX,
+    Manifest,
+    checksum_files,
+    utc_now,
+    write_manifest,
+)
+from indexer.publish import final_name, new_version_dir
+from indexer.store import ProductRecord, ProductStore
+from models.catalog import Product
+
+CACHE_DIR = "cache"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build or update published."""
+
+    version_dir: Path
+    manifest: Manifest
+    encoded_images: int = 0
+    encoded_texts: int = 0
+    skipped_rows: int = 0
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def partial_version(index_dir: Path) -> Iterator[Path]:
+    """A fresh partial version directory, removed again unless published."""
+    partial = new_version_dir(index_dir)
+    try:
+        yield partial
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def encode_with_cache(
+    products: Sequence[Product],
+    model: Encoder,
+    cache_dir: Path,
+    batch_size: int,
+    progress: bool,
+) -> EncodedProducts:
+    with EmbeddingCache(cache_dir, model.model_id, model.embed_dim) as cache:
+        return encode_products(products, model, cache, batch_size=batch_size, progress=progress)
+
+
+def place_image(version_dir: Path, source: Path, sha: str, previous: Path | None) -> str:
+    """Put an image under version_dir/images (hard link from the previous version when it
+    is there, else copy); returns its path relative to version_dir."""
+    relative = f"{IMAGES_DIR}/{sha}{source.suffix.lower()}"
+    target = version_dir / relative
+    if target.exists():
+        return relative
+    target.parent.mkdir(exist_ok=True)
+    old = previous / relative if previous is not None else None
+    if old is not None and old.is_file():
+        try:
+            os.link(old, target)
+            return relative
+        except OSError:
+            pass  # another file system, or no hard links: copy instead
+    shutil.copyfile(old if old is not None and old.is_file() else source, target)
+    return relative
+
+
+def product_records(
+    products: Sequence[Product],
+    nums: Iterable[int],
+    shas: Sequence[str],
+    version_dir: Path,
+    copy_images: bool,
+    previous: Path | None = None,
+) -> list[ProductRecord]:
+    """Store records for products and their nums; images copied in when copy_images."""
+    records = []
+    for product, num, sha in zip(products, nums, shas):
+        image = place_image(version_dir, product.image, sha, previous) if copy_images else ""
+        records.append(
+            ProductRecord(
+                int(num),
+                product.id,
+                product.text,
+                image or str(product.image),
+                sha,
+                dict(product.attributes),
+            )
+        )
+    return records
+
+
+def finish_version(
+    partial: Path,
+    spec: IndexSpec,
+    indices: tuple[faiss.Index, faiss.Index],
+    store: ProductStore,
+    model_id: str,
+    images_copied: bool,
+) -> Manifest:
+    """Save both indices, close the store, check counts agree and write the manifest."""
+    image_index, text_index = indices
+    save_index(image_index, partial / IMAGES_INDEX)
+    save_index(text_index, partial / TEXTS_INDEX)
+    count = store.count()
+    store.close()
+    if not image_index.ntotal == text_index.ntotal == count:
+        raise IndexerError(
+            f"internal error: {image_index.ntotal} image vectors, {text_index.ntotal} text "
+            f"vectors and {count} products; nothing was published"
+        )
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        model_id=model_id,
+        embed_dim=int(image_index.d),
+        count=count,
+        index_type=spec.factory,
+        search_params=dict(spec.search_params),
+        created_at=utc_now(),
+        files=checksum_files(partial),
+        version=final_name(partial),
+        images_copied=images_copied,
+    )
+    write_manifest(partial, manifest)
+    return manifest

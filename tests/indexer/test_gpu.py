@@ -1,0 +1,109 @@
+"""indexer.gpu: where indices go, tested without a GPU by faking FAISS's GPU count."""
+
+from __future__ import annotations
+
+import faiss
+import pytest
+from indexer_fakes import reference_for, unit_queries
+
+from indexer import open_index
+from indexer.errors import DeviceError
+from indexer.gpu import choose_placement, gpu_count, to_placement
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "expected"),
+    [
+        ("auto", 0, "cpu"),
+        ("auto", 2, "gpu"),
+        ("cpu", 4, "cpu"),
+        ("cuda", 1, "gpu"),
+        ("cpu", 0, "cpu"),
+    ],
+)
+def test_choice(device: str, gpus: int, expected: str) -> None:
+    assert choose_placement(device, gpus) == expected
+
+
+def test_cuda_without_gpu_and_unknown_devices_are_errors() -> None:
+    with pytest.raises(DeviceError, match="faiss-gpu"):
+        choose_placement("cuda", 0)
+    with pytest.raises(DeviceError, match="unknown device"):
+        choose_placement("tpu", 8)
+
+
+def test_gpu_count_follows_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 3, raising=False)
+    assert gpu_count() == 3
+    monkeypatch.delattr(faiss, "get_num_gpus")
+    assert gpu_count() == 0
+
+
+def test_to_placement_moves_to_all_gpus_or_stays_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = faiss.IndexFlatIP(4)
+    moved = object()
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", lambda i: moved, raising=False)
+    assert to_placement(index, "gpu") == (moved, "gpu")
+    assert to_placement(index, "cpu") == (index, "cpu")
+
+    def refuse(i):
+        raise RuntimeError("not supported on GPU")
+
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", refuse, raising=False)
+    assert to_placement(index, "gpu") == (index, "cpu")
+
+
+def test_reader_takes_the_gpu_path_when_faiss_reports_gpus(
+    monkeypatch: pytest.MonkeyPatch, built_index, small_catalog, fake_encoder
+) -> None:
+    """With FAISS pretending to have 2 GPUs (the 'GPU index' is the CPU one), open_index
+    places the index on the GPU and searches without selectors, still exactly."""
+    moved = []
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2, raising=False)
+    monkeypatch.setattr(
+        faiss, "index_cpu_to_all_gpus", lambda i: moved.append(i) or i, raising=False
+    )
+    reference = reference_for(small_catalog, fake_encoder)
+    queries = unit_queries(4)
+    with open_index(built_index, device="auto") as index:
+        assert index.placement == "gpu" and len(moved) == 2
+        filters = {"gender": "Women"}
+        hits = index.search_texts(queries, 5, filters=filters)
+        assert [[h.id for h in row] for row in hits] == [
+            [i for i, _ in row] for row in reference.search("texts", queries, 5, filters)
+        ]
+    with open_index(built_index, device="cpu") as index:
+        assert index.placement == "cpu"
+
+
+class _GpuLikeIndex:
+    """Stands in for a GPU index: searches without selectors, cannot reconstruct."""
+
+    def __init__(self, cpu: faiss.Index) -> None:
+        self.cpu, self.ntotal, self.d = cpu, cpu.ntotal, cpu.d
+
+    def search(self, queries, k, params=None):
+        assert params is None, "GPU indices take no SearchParameters"
+        assert k <= 8, "deeper than the (patched) GPU limit"
+        return self.cpu.search(queries, k)
+
+    def reconstruct_batch(self, ids):
+        raise RuntimeError("reconstruct not implemented on this GPU index")
+
+
+def test_gpu_search_past_its_k_limit_falls_back_to_exact_on_a_cpu_copy(
+    monkeypatch: pytest.MonkeyPatch, built_index, small_catalog, fake_encoder
+) -> None:
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", _GpuLikeIndex, raising=False)
+    monkeypatch.setattr("indexer.knn.GPU_MAX_K", 8)
+    reference = reference_for(small_catalog, fake_encoder)
+    queries = unit_queries(3)
+    filters = {"gender": "Men"}
+    expected = reference.search("images", queries, 12, filters)
+    assert len(expected[0]) == 12  # enough matches that 8 deep cannot be enough
+    with open_index(built_index) as index:
+        assert index.placement == "gpu"
+        hits = index.search_images(queries, 12, filters=filters)
+        assert [[h.id for h in row] for row in hits] == [[i for i, _ in r] for r in expected]
+        assert [len(row) for row in index.search_texts(queries, 8)] == [8, 8, 8]
