@@ -5,7 +5,9 @@ A retrieved product is correct when its title equals the query product's title.
 
 from __future__ import annotations
 
+import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,10 +44,23 @@ def evaluate_seed(
         "text_to_image": summarise(ranked_relevance(texts @ images.T, titles, titles)),
         "image_to_text": summarise(ranked_relevance(images @ texts.T, titles, titles)),
     }
+    chance = random_recall_at(titles, 10)
     for direction in results.values():
         direction["median_rank_pct"] = 100.0 * direction["median_rank"] / len(products)
         direction["gallery"] = float(len(products))
+        direction["random_R@10"] = chance
     return results
+
+
+def random_recall_at(titles: Sequence[str], k: int) -> float:
+    """Expected R@k (hit) of a random ranking when every product of `titles` queries
+    the gallery of all of them: 1 - C(N - r, k) / C(N, k) for a title with r products."""
+    counts = Counter(titles)
+    total = len(titles)
+    if k >= total:
+        return 1.0
+    miss = [math.comb(total - counts[t], k) / math.comb(total, k) for t in titles]
+    return float(1.0 - sum(miss) / len(miss))
 
 
 def evaluate_catalog(

@@ -83,3 +83,18 @@ def test_format_table_has_a_row_per_direction() -> None:
     lines = table.splitlines()
     assert lines[0] == "title line" and "R@1" in lines[1] and "MRR@10" in lines[1]
     assert lines[2].startswith("text_to_image") and lines[3].startswith("image_to_text")
+
+
+def test_random_recall_matches_enumerating_every_ranking() -> None:
+    import itertools
+
+    from training.evaluate import random_recall_at
+
+    titles = ["a", "a", "b", "c", "d"]
+    k = 2
+    hits = total = 0
+    for order in itertools.permutations(range(len(titles))):
+        for query in titles:
+            hits += any(titles[i] == query for i in order[:k])
+            total += 1
+    assert abs(random_recall_at(titles, k) - hits / total) < 1e-12

@@ -1,0 +1,52 @@
+"""Copy a trained artifact into models/default with float16 weights, after checking
+that the seed-protocol metrics on the validation split do not move.
+
+    python scripts/bundle_default_model.py runs/lite0-minilm/model --catalog ../shared/data/kagl/catalog.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from models import DEFAULT_MODEL_DIR, load_model, read_catalog, read_metrics, save_artifact
+from training.data import split_products
+from training.evaluate import evaluate_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("artifact", type=Path)
+    parser.add_argument("--catalog", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
+    args = parser.parse_args()
+
+    full = load_model(args.artifact, device="cpu")
+    split = full.metrics.get("split", {})
+    val = split_products(
+        read_catalog(args.catalog).products,
+        seed=split.get("seed", 0),
+        val_fraction=split.get("val_fraction", 0.1),
+        test_fraction=split.get("test_fraction", 0.1),
+    ).val
+    before = evaluate_seed(full, val)
+    staging = args.out.with_name(args.out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_artifact(full, staging, metrics=read_metrics(args.artifact), weights_dtype="float16")
+    after = evaluate_seed(load_model(staging, device="cpu"), val)
+    for direction in before:
+        for metric in ("R@1", "R@5", "R@10", "mAP"):
+            print(f"{direction:<14} {metric:<5} float32 {before[direction][metric]:.4f}  float16 {after[direction][metric]:.4f}")
+    worst = max(abs(before[d][m] - after[d][m]) for d in before for m in ("R@1", "R@5", "R@10", "mAP"))
+    if worst > 0.005:
+        raise SystemExit(f"float16 weights move the metrics by {worst:.4f}; keeping float32 instead")
+    shutil.rmtree(args.out, ignore_errors=True)
+    staging.rename(args.out)
+    size = sum(p.stat().st_size for p in args.out.iterdir())
+    print(json.dumps({"bundled": str(args.out), "bytes": size, "largest_metric_change": worst}))
+
+
+if __name__ == "__main__":
+    main()
