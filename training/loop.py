@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from training.data import (
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.evaluate import evaluate_seed
 from training.objectives import build_objective
+from training.optim import apply_freezing, build_scheduler, param_groups
 from training.prefix_cache import CachedPairDataset, compute_prefix_cache
 
 logger = logging.getLogger(__name__)
@@ -55,60 +55,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _param_groups(config: TrainConfig, model: JointModel, objective: nn.Module) -> list[dict]:
-    """Pretrained towers learn at tower_lr; everything trained from scratch at lr."""
-    groups = []
-    for tower, tower_config in (
-        (model.image_tower, config.model.image),
-        (model.text_tower, config.model.text),
-    ):
-        pretrained = tower_config.pretrained and tower_config.name in (
-            "efficientnet-lite0",
-            "minilm",
-        )
-        groups.append(
-            {
-                "params": list(tower.parameters()),
-                "lr": config.optim.tower_lr if pretrained else config.optim.lr,
-            }
-        )
-    rest = [*model.image_head.parameters(), *model.text_head.parameters(), *objective.parameters()]
-    groups.append({"params": rest, "lr": config.optim.lr})
-    return groups
-
-
-def _apply_freezing(config: TrainConfig, model: JointModel, epoch: int) -> bool:
-    """Freeze both towers during the first freeze_towers_epochs; always keep the image
-    tower's first image_frozen_blocks frozen. Returns whether the towers are frozen."""
-    frozen = epoch <= config.optim.freeze_towers_epochs
-    for tower in (model.image_tower, model.text_tower):
-        tower.requires_grad_(not frozen)
-    blocks = config.optim.image_frozen_blocks
-    if blocks:
-        net = model.image_tower.net
-        for module in (net._conv_stem, net._bn0, *net._blocks[:blocks]):
-            module.requires_grad_(False)
-    if config.optim.freeze_word_embeddings and config.model.text.name == "minilm":
-        model.text_tower.bert.embeddings.word_embeddings.requires_grad_(False)
-    return frozen
-
-
-def _build_scheduler(
-    config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    warmup = max(1, min(config.optim.warmup_steps, total_steps // 10))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if config.optim.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _score(val: dict[str, dict[str, float]]) -> float:
@@ -166,7 +112,7 @@ def train(
         splits, labels, model, objective = _prepare(config, Path(catalog_path), resolved)
         _seed_everything(config.seed + dist_info.rank)
         optimizer = torch.optim.AdamW(
-            _param_groups(config, model, objective), weight_decay=config.optim.weight_decay
+            param_groups(config, model, objective), weight_decay=config.optim.weight_decay
         )
         state = TrainState(model, objective, optimizer)
         if dist_info.is_main:
@@ -229,7 +175,7 @@ def _run_epochs(
         else min(len(loader), config.optim.max_steps_per_epoch)
     )
     if state.scheduler is None:
-        state.scheduler = _build_scheduler(config, state.optimizer, steps * config.optim.epochs)
+        state.scheduler = build_scheduler(config, state.optimizer, steps * config.optim.epochs)
         if state.pending_scheduler_state:
             state.scheduler.load_state_dict(state.pending_scheduler_state)
             # Building the scheduler set each group's lr to the first step's; restore the saved one.
@@ -238,7 +184,7 @@ def _run_epochs(
             ):
                 group["lr"] = lr
     for epoch in range(state.epoch + 1, config.optim.epochs + 1):
-        frozen = _apply_freezing(config, model, epoch)
+        frozen = apply_freezing(config, model, epoch)
         sampler.set_epoch(epoch)
         loss = _train_one_epoch(config, state, loader, dist_info, epoch, frozen, progress)
         state.epoch = epoch
