@@ -41,6 +41,7 @@ class JointModel(nn.Module):
         self.image_head = build_head(config.head, self.image_tower.feature_dim, config.embed_dim)
         self.text_head = build_head(config.head, self.text_tower.feature_dim, config.embed_dim)
         self.model_id = "untrained"  # the artifact loader sets the content hash
+        self.metrics: dict[str, object] = {}  # and the artifact's metrics.json
 
     @property
     def embed_dim(self) -> int:

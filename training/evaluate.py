@@ -88,10 +88,11 @@ def evaluate_catalog(
     )
     distinct_titles = sorted(set(gallery_titles))
     title_emb = model.encode_texts(distinct_titles, batch_size=batch_size)
-    position = {id(p): i for i, p in enumerate(gallery)}
+    # Query products are usually part of the gallery: reuse their photo embeddings.
+    position = {p.id: i for i, p in enumerate(gallery)}
     query_list = list(queries)
-    if all(id(p) in position for p in query_list):
-        query_image_emb = image_emb[[position[id(p)] for p in query_list]]
+    if all(p.id in position for p in query_list):
+        query_image_emb = image_emb[[position[p.id] for p in query_list]]
     else:
         query_image_emb = model.encode_images([p.image for p in query_list], batch_size=batch_size)
     image_to_text = summarise(
