@@ -25,6 +25,7 @@ from training.diagnose import (
     attribute_probe,
     attribute_value,
     majority_accuracy,
+    median_pool_size,
     retrieved_agreement,
 )
 
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_model(args.model, device="auto")
     split = model.metrics.get("split", {})
+    catalogue = read_catalog(args.catalog).products
     splits = split_products(
-        read_catalog(args.catalog).products,
+        catalogue,
         seed=split.get("seed", 0),
         val_fraction=split.get("val_fraction", 0.1),
         test_fraction=split.get("test_fraction", 0.1),
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:<12} {len(set(train_y)):>6} {majority_accuracy(train_y, val_y):>8.3f} "
             f"{image_acc:>6.3f} {text_acc:>6.3f} {agree:>12.3f}"
         )
+    names = args.attributes.split(",")
+    print("\nmedian number of catalogue products sharing a val title's")
+    for depth in range(1, len(names) + 1):
+        print(f"  {' + '.join(names[:depth])}: {median_pool_size(queries, catalogue, names[:depth]):.0f}")
 
 
 if __name__ == "__main__":

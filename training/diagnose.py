@@ -85,3 +85,13 @@ def retrieved_agreement(
     gallery = np.asarray(gallery_values, dtype=object)
     query = np.asarray(query_values, dtype=object)
     return float((gallery[top] == query[:, None]).mean())
+
+
+def median_pool_size(
+    queries: Sequence[Product], catalogue: Sequence[Product], names: Sequence[str]
+) -> float:
+    """Median over queries of how many catalogue products share all of `names` with it:
+    the field a search must still tell apart once it gets those attributes right."""
+    key = lambda product: tuple(attribute_value(product, name) for name in names)  # noqa: E731
+    counts = Counter(key(product) for product in catalogue)
+    return float(np.median([counts[key(query)] for query in queries]))

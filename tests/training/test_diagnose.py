@@ -13,6 +13,7 @@ from training.diagnose import (
     attribute_probe,
     attribute_value,
     majority_accuracy,
+    median_pool_size,
     retrieved_agreement,
 )
 
@@ -62,5 +63,26 @@ def test_script_prints_a_row_per_attribute(sample_catalog: Path, tiny_model_dir:
          "--catalog", str(sample_catalog), "--train-sample", "200"],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
     )
-    rows = [line.split()[0] for line in result.stdout.splitlines()[-4:]]
-    assert rows == ["gender", "articleType", "baseColour", "brand"]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("attribute"))
+    assert [line.split()[0] for line in lines[header + 1 : header + 5]] == [
+        "gender", "articleType", "baseColour", "brand"
+    ]
+    pools = [line.split(":") for line in lines if line.startswith("  gender")]
+    assert [name.strip() for name, _ in pools] == [
+        "gender", "gender + articleType", "gender + articleType + baseColour",
+        "gender + articleType + baseColour + brand",
+    ]
+    sizes = [int(size) for _, size in pools]
+    assert sizes == sorted(sizes, reverse=True)  # each attribute narrows the field
+
+
+def test_median_pool_size_counts_products_sharing_every_value() -> None:
+    def product(pid: str, text: str, gender: str) -> Product:
+        return Product(id=pid, image="x.jpg", text=text, attributes={"gender": gender})
+
+    catalogue = [product("1", "Puma A", "Men"), product("2", "Puma B", "Men"),
+                 product("3", "Nike C", "Men"), product("4", "Puma D", "Women")]
+    assert median_pool_size(catalogue[:1], catalogue, ["gender"]) == 3
+    assert median_pool_size(catalogue[:1], catalogue, ["gender", "brand"]) == 2
+    assert median_pool_size([catalogue[0], catalogue[3]], catalogue, ["gender"]) == 2
