@@ -36,9 +36,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, help="artifact directory (default: the bundled model)")
+    parser.add_argument(
+        "--model", type=Path, help="artifact directory (default: the bundled model)"
+    )
     parser.add_argument("--catalog", type=Path, required=True)
-    parser.add_argument("--train-sample", type=int, default=8000, help="train products to fit the probes on")
+    parser.add_argument(
+        "--train-sample", type=int, default=8000, help="train products to fit the probes on"
+    )
     parser.add_argument("--attributes", default=",".join(ATTRIBUTES))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -57,22 +61,32 @@ def main(argv: list[str] | None = None) -> None:
     if not train or not val:
         raise SystemExit("the catalogue needs products in both the train and the val split")
     print(f"encoding {len(train)} train and {len(val)} val products with {model.model_id}")
-    images = {name: model.encode_images([p.image for p in part]) for name, part in (("train", train), ("val", val))}
-    texts = {name: model.encode_texts([p.text for p in part]) for name, part in (("train", train), ("val", val))}
+    images = {
+        name: model.encode_images([p.image for p in part])
+        for name, part in (("train", train), ("val", val))
+    }
+    texts = {
+        name: model.encode_texts([p.text for p in part])
+        for name, part in (("train", train), ("val", val))
+    }
 
     queries = list({p.text: p for p in val}.values())  # one product per distinct val title
     gallery = train + val
     gallery_images = np.concatenate([images["train"], images["val"]])
     scores = model.encode_texts([p.text for p in queries]) @ gallery_images.T
 
-    print(f"\n{'attribute':<12} {'values':>6} {'majority':>8} {'image':>6} {'text':>6} {'top-10 agree':>12}")
+    print(
+        f"\n{'attribute':<12} {'values':>6} {'majority':>8} {'image':>6} {'text':>6} {'top-10 agree':>12}"
+    )
     for name in args.attributes.split(","):
         train_y = [attribute_value(p, name) for p in train]
         val_y = [attribute_value(p, name) for p in val]
         image_acc = attribute_probe(images["train"], train_y, images["val"], val_y, seed=args.seed)
         text_acc = attribute_probe(texts["train"], train_y, texts["val"], val_y, seed=args.seed)
         agree = retrieved_agreement(
-            scores, [attribute_value(p, name) for p in queries], [attribute_value(p, name) for p in gallery]
+            scores,
+            [attribute_value(p, name) for p in queries],
+            [attribute_value(p, name) for p in gallery],
         )
         print(
             f"{name:<12} {len(set(train_y)):>6} {majority_accuracy(train_y, val_y):>8.3f} "
@@ -81,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     names = args.attributes.split(",")
     print("\nmedian number of catalogue products sharing a val title's")
     for depth in range(1, len(names) + 1):
-        print(f"  {' + '.join(names[:depth])}: {median_pool_size(queries, catalogue, names[:depth]):.0f}")
+        print(
+            f"  {' + '.join(names[:depth])}: {median_pool_size(queries, catalogue, names[:depth]):.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ def median_pool_size(
 ) -> float:
     """Median over queries of how many catalogue products share all of `names` with it:
     the field a search must still tell apart once it gets those attributes right."""
-    key = lambda product: tuple(attribute_value(product, name) for name in names)  # noqa: E731
+
+    def key(product: Product) -> tuple[str, ...]:
+        return tuple(attribute_value(product, name) for name in names)
+
     counts = Counter(key(product) for product in catalogue)
     return float(np.median([counts[key(query)] for query in queries]))

@@ -1,11 +1,19 @@
 """Head experiments on cached tower features: catalog protocol on val in seconds."""
-import sys, time, json, random, argparse
+import argparse
+import random
+import sys
+import time
 from collections import defaultdict
-import numpy as np, torch, torch.nn.functional as F
+
+import numpy as np
+import torch
+import torch.nn.functional as F
 from torch import nn
+
 from models import load_model, read_catalog
 from training.data import split_products
-from training.losses import cmpm_loss, CMPCClassifier
+from training.losses import CMPCClassifier, cmpm_loss
+
 torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
 
 p = argparse.ArgumentParser()
@@ -72,9 +80,9 @@ def catalog_eval(split_slice, ih, th):
         s = (st @ si.T).numpy(); o = np.argsort(-s, axis=1)
         rel = tt[o] == tt[:, None]
         s2 = s.T; o2 = np.argsort(-s2, axis=1); rel2 = tt[o2] == tt[:, None]
-        return dict(cat_R1=round(r1 / n, 4), cat_R10=round(r10 / n, 4), cat_MRR10=round(mrr / n, 4),
-                    seed_t2i_R1=round(rel[:, 0].mean(), 3), seed_t2i_R10=round(rel[:, :10].any(1).mean(), 3),
-                    seed_i2t_R1=round(rel2[:, 0].mean(), 3), seed_i2t_R10=round(rel2[:, :10].any(1).mean(), 3))
+        return {"cat_R1": round(r1 / n, 4), "cat_R10": round(r10 / n, 4), "cat_MRR10": round(mrr / n, 4),
+                    "seed_t2i_R1": round(rel[:, 0].mean(), 3), "seed_t2i_R10": round(rel[:, :10].any(1).mean(), 3),
+                    "seed_i2t_R1": round(rel2[:, 0].mean(), 3), "seed_i2t_R10": round(rel2[:, :10].any(1).mean(), 3)}
 
 val = (nt, nt + nv)
 print("start", catalog_eval(val, ih, th), flush=True)
@@ -97,10 +105,9 @@ def batches(epoch):
     ids = list(per); rng.shuffle(ids)
     n_hard = int(len(ids) * a.hard)
     hard_ids, easy_ids = set(ids[:n_hard]), ids[n_hard:]
-    out = []
     # hard: consecutive identities of the same group
     chunks = []
-    for g, members in ids_by_group.items():
+    for members in ids_by_group.values():
         mem = [x for x in members if x in hard_ids]; rng.shuffle(mem)
         flat = [i for x in mem for i in per[x]]
         chunks += [flat[k:k + a.bs] for k in range(0, len(flat), a.bs)]

@@ -1,10 +1,16 @@
 """Pooled features of the untouched pretrained Lite0 (128x96) and MiniLM towers for every KAGL product."""
-import sys, time, torch, numpy as np
+import sys
+import time
 from pathlib import Path
-from models import read_catalog, open_image
+
+import numpy as np
+import torch
+
+from models import open_image, read_catalog
 from models.joint import build_model
 from training.config import load_config
 from training.data import split_products
+
 torch.set_num_threads(1)
 which = sys.argv[1]
 m = build_model(load_config("lite0-minilm").model).eval()

@@ -1,7 +1,13 @@
 """Pooled tower features (pre-head) of every KAGL product, for fast head experiments."""
-import sys, time, torch, numpy as np
-from models import load_model, read_catalog, open_image
+import sys
+import time
+
+import numpy as np
+import torch
+
+from models import load_model, open_image, read_catalog
 from training.data import split_products
+
 torch.set_num_threads(1)
 model_dir, out = sys.argv[1], sys.argv[2]
 which = sys.argv[3]  # image | text

@@ -51,7 +51,9 @@ def test_majority_and_agreement() -> None:
 
 
 def test_brand_is_the_titles_first_word() -> None:
-    product = Product(id="1", image="a.jpg", text="Puma Men Black Jacket", attributes={"gender": "Men"})
+    product = Product(
+        id="1", image="a.jpg", text="Puma Men Black Jacket", attributes={"gender": "Men"}
+    )
     assert attribute_value(product, "brand") == "puma"
     assert attribute_value(product, "gender") == "Men"
     assert attribute_value(product, "season") == ""
@@ -59,18 +61,35 @@ def test_brand_is_the_titles_first_word() -> None:
 
 def test_script_prints_a_row_per_attribute(sample_catalog: Path, tiny_model_dir: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "scripts/diagnose_model.py", "--model", str(tiny_model_dir),
-         "--catalog", str(sample_catalog), "--train-sample", "200"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "scripts/diagnose_model.py",
+            "--model",
+            str(tiny_model_dir),
+            "--catalog",
+            str(sample_catalog),
+            "--train-sample",
+            "200",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("attribute"))
     assert [line.split()[0] for line in lines[header + 1 : header + 5]] == [
-        "gender", "articleType", "baseColour", "brand"
+        "gender",
+        "articleType",
+        "baseColour",
+        "brand",
     ]
     pools = [line.split(":") for line in lines if line.startswith("  gender")]
     assert [name.strip() for name, _ in pools] == [
-        "gender", "gender + articleType", "gender + articleType + baseColour",
+        "gender",
+        "gender + articleType",
+        "gender + articleType + baseColour",
         "gender + articleType + baseColour + brand",
     ]
     sizes = [int(size) for _, size in pools]
@@ -81,8 +100,12 @@ def test_median_pool_size_counts_products_sharing_every_value() -> None:
     def product(pid: str, text: str, gender: str) -> Product:
         return Product(id=pid, image="x.jpg", text=text, attributes={"gender": gender})
 
-    catalogue = [product("1", "Puma A", "Men"), product("2", "Puma B", "Men"),
-                 product("3", "Nike C", "Men"), product("4", "Puma D", "Women")]
+    catalogue = [
+        product("1", "Puma A", "Men"),
+        product("2", "Puma B", "Men"),
+        product("3", "Nike C", "Men"),
+        product("4", "Puma D", "Women"),
+    ]
     assert median_pool_size(catalogue[:1], catalogue, ["gender"]) == 3
     assert median_pool_size(catalogue[:1], catalogue, ["gender", "brand"]) == 2
     assert median_pool_size([catalogue[0], catalogue[3]], catalogue, ["gender"]) == 2
