@@ -1,4 +1,4 @@
-"""Head experiments on cached tower features: catalog protocol on val in seconds."""
+"""Head experiments on cached tower features (tower_features.py): val scores after each epoch."""
 import argparse
 import random
 import sys
@@ -12,12 +12,14 @@ from torch import nn
 
 from models import load_model, read_catalog
 from training.data import split_products
+from training.diagnose import attribute_value
 from training.losses import CMPCClassifier, cmpm_loss
+from training.metrics import ranked_relevance, summarise
 
 torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
 
 p = argparse.ArgumentParser()
-p.add_argument("--feats", default="runs/scratch/ft")
+p.add_argument("--feats", default="runs/scratch/ft")  # prefix written by tower_features.py
 p.add_argument("--init", default="")  # models/default: start from its heads
 p.add_argument("--epochs", type=int, default=10)
 p.add_argument("--bs", type=int, default=128)
@@ -55,34 +57,26 @@ if a.init:
     ih.load_state_dict(m.image_head.state_dict()); th.load_state_dict(m.text_head.state_dict())
 
 def catalog_eval(split_slice, ih, th):
+    """The `catalog` protocol (distinct titles of the split against every photo) and a
+    1,000-product `seed`-style gallery, scored by training.metrics like `evaluate`."""
     with torch.no_grad():
-        gi = F.normalize(ih(img), dim=1)
-        q_titles = sorted({titles[i] for i in range(*split_slice)})
+        gallery = F.normalize(ih(img), dim=1).numpy()
         first_idx = {}
-        for i in range(*split_slice): first_idx.setdefault(titles[i], i)
-        qt = F.normalize(th(txt[[first_idx[t] for t in q_titles]]), dim=1)
-        counts = defaultdict(int)
-        for t in titles: counts[t] += 1
-        gal = np.array(titles, dtype=object)
-        r1 = r10 = mrr = 0.0
-        for s in range(0, len(q_titles), 512):
-            sc = qt[s:s+512] @ gi.T
-            top = sc.topk(10, dim=1).indices.numpy()
-            for j, t in enumerate(q_titles[s:s+512]):
-                rel = gal[top[j]] == t
-                r1 += rel[0] / min(1, counts[t]); r10 += rel.sum() / counts[t]
-                mrr += 1.0 / (rel.argmax() + 1) if rel.any() else 0.0
-        n = len(q_titles)
-        # seed-like: 1000 val products both ways
-        rng = np.random.default_rng(0); idx = rng.choice(np.arange(*split_slice), 1000, replace=False)
-        si = F.normalize(ih(img[idx]), dim=1); st = F.normalize(th(txt[idx]), dim=1)
-        tt = np.array([titles[i] for i in idx], dtype=object)
-        s = (st @ si.T).numpy(); o = np.argsort(-s, axis=1)
-        rel = tt[o] == tt[:, None]
-        s2 = s.T; o2 = np.argsort(-s2, axis=1); rel2 = tt[o2] == tt[:, None]
-        return {"cat_R1": round(r1 / n, 4), "cat_R10": round(r10 / n, 4), "cat_MRR10": round(mrr / n, 4),
-                    "seed_t2i_R1": round(rel[:, 0].mean(), 3), "seed_t2i_R10": round(rel[:, :10].any(1).mean(), 3),
-                    "seed_i2t_R1": round(rel2[:, 0].mean(), 3), "seed_i2t_R10": round(rel2[:, :10].any(1).mean(), 3)}
+        for i in range(*split_slice):
+            first_idx.setdefault(titles[i], i)
+        query_titles = sorted(first_idx)
+        queries = F.normalize(th(txt[[first_idx[t] for t in query_titles]]), dim=1).numpy()
+        catalog = summarise(ranked_relevance(queries @ gallery.T, query_titles, titles), recall="share")
+        idx = np.random.default_rng(0).choice(np.arange(*split_slice), 1000, replace=False)
+        seed_titles = [titles[i] for i in idx]
+        scores = F.normalize(th(txt[idx]), dim=1).numpy() @ gallery[idx].T
+        t2i = summarise(ranked_relevance(scores, seed_titles, seed_titles))
+        i2t = summarise(ranked_relevance(scores.T, seed_titles, seed_titles))
+    return {
+        "cat_R10": round(catalog["R@10"], 4), "cat_MRR10": round(catalog["MRR@10"], 4),
+        "seed_t2i_R1": t2i["R@1"], "seed_t2i_R10": t2i["R@10"],
+        "seed_i2t_R1": i2t["R@1"], "seed_i2t_R10": i2t["R@10"],
+    }
 
 val = (nt, nt + nv)
 print("start", catalog_eval(val, ih, th), flush=True)
@@ -122,13 +116,11 @@ if "cmpc" in a.loss:
     clf = CMPCClassifier(512, len(labels)); params += list(clf.parameters())
 logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
 if a.loss == "clip": params.append(logit_scale)
-def attr_value(i, k):
-    return order[i].text.split()[0].lower() if k == "brand" else order[i].attributes.get(k, "")
 attr_names = a.attrs.split(",")
 attr_labels, attr_heads = {}, nn.ModuleDict()
 for k in attr_names:
     vocab = {}
-    attr_labels[k] = torch.tensor([vocab.setdefault(attr_value(i, k), len(vocab)) for i in range(nt)] + [0] * (len(titles) - nt))
+    attr_labels[k] = torch.tensor([vocab.setdefault(attribute_value(order[i], k), len(vocab)) for i in range(nt)] + [0] * (len(titles) - nt))
     attr_heads[k] = nn.Linear(512, len(vocab), bias=False)
 if a.attr: params += list(attr_heads.parameters())
 def attr_loss(x, z, b):
