@@ -17,11 +17,13 @@ from models.config import (
     TextEncoderConfig,
 )
 from models.errors import ArtifactError, CatalogError, ConfigError, ImageDecodeError, ModelsError
+from models.fusion import DEFAULT_PRODUCT_WEIGHTS, fuse
 from models.images import open_image
 from models.joint import JointModel, build_model
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "DEFAULT_PRODUCT_WEIGHTS",
     "ArtifactError",
     "Catalog",
     "CatalogError",
@@ -37,6 +39,7 @@ __all__ = [
     "SkippedRow",
     "TextEncoderConfig",
     "build_model",
+    "fuse",
     "load_model",
     "open_image",
     "read_catalog",
