@@ -47,9 +47,10 @@ def _sixteen_bit() -> bytes:
     return _encoded(Image.fromarray(ramp), "PNG")
 
 
-def _float() -> bytes:
+def _float() -> Image.Image:
+    """Float images only come as PIL images: no shop format stores them (TIFF is refused)."""
     values = np.tile(np.linspace(-3.0, 5.0, 20, dtype=np.float32), (30, 1))
-    return _encoded(Image.fromarray(values, mode="F"), "TIFF")
+    return Image.fromarray(values, mode="F")
 
 
 def _one_bit() -> bytes:
@@ -73,7 +74,7 @@ def _gif() -> bytes:
 
 
 # name -> (encoded image, size of the upright RGB result)
-VALID: dict[str, tuple[Callable[[], bytes], tuple[int, int]]] = {
+VALID: dict[str, tuple[Callable[[], bytes | Image.Image], tuple[int, int]]] = {
     "rgb-jpeg": (lambda: _encoded(Image.new("RGB", (60, 80), RED), "JPEG"), (60, 80)),
     "rgba-png": (_rgba, (20, 30)),
     "la-png": (_la, (20, 30)),
