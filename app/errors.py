@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.errors import InvalidFilterError, UnknownAttributeError
 from models.errors import ImageDecodeError
+from models.images import ImageTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,11 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_image_decode_error(request: Request, exc: Exception) -> JSONResponse:
-    reason = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc))  # Pillow's repr noise
+    # `reason` leaves out the source ("uploaded bytes"): the client knows what it sent.
+    reason = getattr(exc, "reason", None) or str(exc)
+    reason = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", reason)  # Pillow's repr noise
+    if isinstance(exc, ImageTooLargeError):
+        return _json_error(422, f"the image is too large: {reason}")
     return _json_error(422, f"file is not a readable image: {reason}")
 
 

@@ -50,7 +50,9 @@ async def _lifespan(
     serving = await asyncio.to_thread(prepare, settings, model=model, index=index, opener=opener)
     # An index handed in by the caller stays the caller's to close.
     holder = IndexHolder(serving.index, owned=index is None)
-    service = SearchService(serving.model, holder, metrics, batching=settings.batching)
+    service = SearchService(
+        serving.model, holder, metrics, batching=settings.batching, limits=settings.limits
+    )
     service.start()
     app.state.reloader = Reloader(
         holder, partial(_reopen, serving), metrics, model_id=serving.model.model_id

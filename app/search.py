@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +23,7 @@ from app.holder import IndexHolder
 from app.metrics import Metrics
 from app.protocols import Encoder, SearchIndex
 from app.schemas import SearchResponse, SearchResult, Target
-from app.settings import BatchingSettings
+from app.settings import BatchingSettings, LimitSettings
 from models.images import open_image
 
 
@@ -38,12 +39,20 @@ class SearchService:
         metrics: Metrics,
         *,
         batching: BatchingSettings,
+        limits: LimitSettings | None = None,
     ) -> None:
         self.model = model
         self.holder = holder
         self.metrics = metrics
+        limits = limits or LimitSettings()
+        self._max_image_pixels = limits.max_image_pixels
         # One encoding thread: batches take turns on the cores instead of fighting for them.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        # Decoding a large upload takes memory and a core for a while: a few at a time,
+        # so that a burst of photos cannot take all the memory or starve text queries.
+        self._decoder = ThreadPoolExecutor(
+            max_workers=limits.max_concurrent_decodes, thread_name_prefix="decode"
+        )
         wait_s = batching.max_wait_ms / 1000.0
         self._texts: MicroBatcher[str] = MicroBatcher(
             model.encode_texts,
@@ -69,6 +78,7 @@ class SearchService:
         await self._texts.stop()
         await self._images.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     @property
     def model_id(self) -> str:
@@ -95,13 +105,18 @@ class SearchService:
         self, data: bytes, *, k: int, target: Target, filters: Mapping[str, Any] | None
     ) -> SearchResponse:
         """`data`: the uploaded file; raises models.errors.ImageDecodeError when it is not
-        a complete image of a sane size."""
+        a complete image of an accepted format within the pixel budget."""
         started = time.perf_counter()
         with self.holder.lease() as index:
             self._check_filters(index, filters)
-            image = await asyncio.to_thread(open_image, data)
+            image = await self.decode(data)
             vector = await self._images.submit(image)
             return await self._search(index, vector, started, k=k, target=target, filters=filters)
+
+    async def decode(self, data: bytes) -> Image.Image:
+        """An upload -> upright RGB image, in the bounded pool of decoding threads."""
+        decode = partial(open_image, data, max_pixels=self._max_image_pixels)
+        return await asyncio.get_running_loop().run_in_executor(self._decoder, decode)
 
     async def _search(
         self,

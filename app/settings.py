@@ -62,6 +62,21 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
     log_level: str = Field(default="info", description="uvicorn's log level.")
     access_log: bool = Field(default=False, description="Log every request (metrics count them).")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="A connection must send a request's line and headers within this "
+        "many seconds (from connecting, or from the previous answer), else it is closed.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Longest pause while a request body streams in; a stalled upload "
+        "gets 408 and is closed.",
+    )
+    keep_alive_s: float = Field(
+        default=5.0, gt=0.0, description="An idle keep-alive connection is closed after this."
+    )
 
 
 class LimitSettings(BaseModel):
@@ -70,6 +85,15 @@ class LimitSettings(BaseModel):
     )
     max_json_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest accepted JSON request body."
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Largest accepted upload in pixels (width x height), read from the "
+        "image's header before any pixel is decoded.",
+    )
+    max_concurrent_decodes: int = Field(
+        default=2, ge=1, description="Uploads decoded at once; others wait their turn."
     )
 
 

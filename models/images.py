@@ -157,7 +157,7 @@ def open_image(
     if isinstance(source, Image.Image):
         try:
             return to_rgb(source)
-        except Exception as exc:  # noqa: BLE001 - a lazily loaded image can still fail
+        except Exception as exc:  # a lazily loaded image can still fail
             raise ImageDecodeError(f"cannot decode the image: {exc}") from exc
     is_bytes = isinstance(source, (bytes, bytearray))
     name = "uploaded bytes" if is_bytes else str(source)
@@ -174,7 +174,7 @@ def open_image(
         reason = f"images of at most {max_pixels / 1e6:g} megapixels are accepted"
         message = f"image {name} is too large to decode safely: {reason}"
         raise _error(ImageTooLargeError, message, reason) from exc
-    except Exception as exc:  # noqa: BLE001 - UnidentifiedImageError and parser failures
+    except Exception as exc:  # UnidentifiedImageError and parser failures
         raise _unsupported(data, name) from exc
     try:
         with image:
@@ -182,7 +182,7 @@ def open_image(
     except ImageTooLargeError as exc:
         message = f"image {name} is too large to decode safely: {exc}"
         raise _error(ImageTooLargeError, message, str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - decoders raise every type there is
+    except Exception as exc:  # decoders raise every type there is
         reason = _reason(exc)
         raise _error(ImageDecodeError, f"cannot decode image {name}: {reason}", reason) from exc
 
