@@ -9,6 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The methods of RFC 9110 and PATCH; anything else a client makes up counts as "other",
+# so that made-up methods cannot grow the label set.
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -74,8 +79,9 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by route template (not raw path, so that
-    product ids do not explode the label set) and status."""
+    """Counts and times every HTTP request by method, route template and status. Every
+    label is bounded whatever clients send: unknown methods are "other", paths are the
+    route template (product ids do not explode the label set), unknown paths "unmatched"."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -99,6 +105,7 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            labels = (scope["method"], endpoint, str(status))
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            labels = (method, endpoint, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
