@@ -3,7 +3,8 @@
 from indexer import build_index, open_index
 build_index("data/sample/catalog.csv", model, "var/index")
 index = open_index("var/index", expected_model_id=model.model_id)
-hits = index.search_texts(model.encode_texts(["blue jeans"]), k=10)
+hits = index.search(model.encode_texts(["blue jeans"]), k=10, target="product")
+more = index.similar(hits[0][0].id, k=10, target="image")
 """
 
 from indexer.build import build_index
@@ -19,16 +20,18 @@ from indexer.errors import (
     InvalidFilterError,
     InvalidQueryError,
     ModelMismatchError,
+    TargetUnavailableError,
     UnknownAttributeError,
     UnknownProductError,
 )
-from indexer.manifest import Manifest
+from indexer.manifest import TARGETS, Manifest, Target
 from indexer.search import Hit, ProductIndex, open_index
 from indexer.update import update_index
 from indexer.verify import VerifyReport, verify_index
 from indexer.versions import BuildReport
 
 __all__ = [
+    "TARGETS",
     "BuildReport",
     "CatalogImageError",
     "DeviceError",
@@ -44,6 +47,8 @@ __all__ = [
     "Manifest",
     "ModelMismatchError",
     "ProductIndex",
+    "Target",
+    "TargetUnavailableError",
     "UnknownAttributeError",
     "UnknownProductError",
     "VerifyReport",

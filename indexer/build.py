@@ -15,7 +15,7 @@ import numpy as np
 
 from indexer.encode import DEFAULT_BATCH_SIZE, EncodedProducts, Encoder
 from indexer.faiss_index import IndexSpec, check_spec, choose_index_spec, create_index
-from indexer.manifest import STORE_NAME, Manifest
+from indexer.manifest import IMAGES_INDEX, PRODUCTS_INDEX, STORE_NAME, TEXTS_INDEX, Manifest
 from indexer.publish import prune_versions, publish, remove_failed, write_lock
 from indexer.store import ProductStore
 from indexer.versions import (
@@ -27,6 +27,7 @@ from indexer.versions import (
     product_records,
 )
 from models.catalog import Product, read_catalog
+from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, check_weights, fuse
 
 
 def _write_version(
@@ -36,16 +37,27 @@ def _write_version(
     encoded: EncodedProducts,
     model_id: str,
     copy_images: bool,
+    product_weights: ProductWeights,
 ) -> Manifest:
     """Write store and indices of products numbered 0..N-1 into the partial version."""
     nums = np.arange(len(products), dtype=np.int64)
     store = ProductStore.create(partial / STORE_NAME)
     store.upsert(product_records(products, nums, encoded.image_sha256, partial, copy_images))
-    indices = (
-        create_index(spec, encoded.image_vectors, nums),
-        create_index(spec, encoded.text_vectors, nums),
+    fused = fuse(encoded.image_vectors, encoded.text_vectors, product_weights)
+    indices = {
+        IMAGES_INDEX: create_index(spec, encoded.image_vectors, nums),
+        TEXTS_INDEX: create_index(spec, encoded.text_vectors, nums),
+        PRODUCTS_INDEX: create_index(spec, fused, nums),
+    }
+    return finish_version(
+        partial,
+        spec,
+        indices,
+        store,
+        model_id,
+        images_copied=copy_images,
+        product_weights=product_weights,
     )
-    return finish_version(partial, spec, indices, store, model_id, copy_images)
 
 
 def build_index(
@@ -56,6 +68,7 @@ def build_index(
     index_type: str | None = None,
     search_params: dict[str, int] | None = None,
     copy_images: bool = False,
+    product_weights: Sequence[float] = DEFAULT_PRODUCT_WEIGHTS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | Path | None = None,
     progress: bool = True,
@@ -63,10 +76,13 @@ def build_index(
     """Encode every product of the catalogue and publish a new version in out_dir.
 
     index_type: a FAISS factory string (default: chosen by catalogue size);
-    copy_images: copy product images into the version, for a self-contained index.
+    copy_images: copy product images into the version, for a self-contained index;
+    product_weights: (w_image, w_text) of the product vectors (models.fusion.fuse),
+    recorded in the manifest so that updates fuse new products the same way.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    weights = check_weights(product_weights)  # before hours of encoding
     catalog = read_catalog(catalog_path)
     products = catalog.products
     spec = choose_index_spec(len(products), index_type)
@@ -78,7 +94,9 @@ def build_index(
         cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
         encoded = encode_with_cache(products, model, cache, batch_size, progress)
         with partial_version(out_dir) as partial:
-            manifest = _write_version(partial, spec, products, encoded, model.model_id, copy_images)
+            manifest = _write_version(
+                partial, spec, products, encoded, model.model_id, copy_images, weights
+            )
             final = publish(out_dir, partial)
         prune_versions(out_dir)
     return BuildReport(

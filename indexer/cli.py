@@ -20,7 +20,8 @@ from indexer.update import update_index
 from indexer.verify import verify_index
 from indexer.versions import BuildReport
 from models import load_model
-from models.errors import ModelsError
+from models.errors import ConfigError, ModelsError
+from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
 
 PROG = "fashion-retrieval index"
 
@@ -28,8 +29,10 @@ BUILD_EXAMPLE = """example:
   fashion-retrieval index build --catalog data/sample/catalog.csv --out var/index
 
 Encodes every product's image and text (through an embedding cache in OUT/cache, so a
-build re-run after a crash only encodes what is missing) and publishes a new version of
-OUT atomically; the previous version keeps serving until the new one is complete."""
+build re-run after a crash only encodes what is missing), fuses them into product
+vectors (--product-weights) and publishes a new version of OUT atomically, one FAISS
+index per search target (image, text, product); the previous version keeps serving
+until the new one is complete."""
 
 UPDATE_EXAMPLE = """examples:
   fashion-retrieval index update --index var/index --catalog new-products.csv
@@ -104,7 +107,22 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--copy-images", action="store_true", help="copy product images into the index"
     )
+    build.add_argument(
+        "--product-weights",
+        type=_weights,
+        default=DEFAULT_PRODUCT_WEIGHTS,
+        metavar="W_IMAGE,W_TEXT",
+        help="weights of photo and title in the product vectors, searched as target "
+        "'product' (default: 0.9,0.1); updates reuse them",
+    )
     _add_model_options(build)
+
+
+def _weights(text: str) -> ProductWeights:
+    try:
+        return parse_weights(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _add_update(commands: argparse._SubParsersAction) -> None:
@@ -156,9 +174,13 @@ def _summary(report: BuildReport) -> str:
         if report.replaced or report.deleted
         else ""
     )
+    if manifest.product_weights is None:
+        products = "no product vectors (rebuild with `index build` to add them); "
+    else:
+        products = "product vectors {:g},{:g}; ".format(*manifest.product_weights)
     return (
         f"published version {manifest.version}: {manifest.count} products, "
-        f"{manifest.index_type} index, model {manifest.model_id[:12]}; {changes}"
+        f"{manifest.index_type} index, model {manifest.model_id[:12]}, {products}{changes}"
         f"encoded {report.encoded_images} images and {report.encoded_texts} texts "
         f"(the rest from the cache) in {report.seconds:.1f} s -> {report.version_dir}"
     )
@@ -172,6 +194,7 @@ def _run_build(args: argparse.Namespace) -> int:
         args.out,
         index_type=args.index_type,
         copy_images=args.copy_images,
+        product_weights=args.product_weights,
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
         progress=not args.quiet,

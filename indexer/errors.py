@@ -34,7 +34,12 @@ class CatalogImageError(IndexerError):
 
 
 class UnknownProductError(IndexerError):
-    """An update asks to delete product ids that the index does not hold."""
+    """A product id the index does not hold (to delete, or to find similar products to)."""
+
+
+class TargetUnavailableError(IndexerError):
+    """The index has no vectors for the requested search target (e.g. "product" in an
+    index built before product vectors existed)."""
 
 
 class IndexTypeError(IndexerError):

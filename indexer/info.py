@@ -24,6 +24,13 @@ def _size(version_dir: Path, manifest: Manifest) -> str:
     return f"{len(manifest.files) + 1} files, {total / 1e6:.1f} MB"
 
 
+def _targets(manifest: Manifest) -> str:
+    if manifest.product_weights is None:
+        return "image, text (no product vectors: rebuild with `index build` to add them)"
+    w_image, w_text = manifest.product_weights
+    return f"image, text, product (product = {w_image:g} x image + {w_text:g} x text)"
+
+
 def describe_index(path: str | Path) -> str:
     """A few lines saying what the published index at path holds."""
     path = Path(path)
@@ -41,7 +48,8 @@ def describe_index(path: str | Path) -> str:
         f"  products    {manifest.count}",
         f"  model       {manifest.model_id}",
         f"  embeddings  {manifest.embed_dim}-d, L2-normalised, searched by inner product",
-        f"  index type  {_index_kind(manifest)}, one for images and one for texts",
+        f"  index type  {_index_kind(manifest)}, one per target",
+        f"  targets     {_targets(manifest)}",
         f"  images      {images}",
         f"  size        {_size(version_dir, manifest)}",
     ]

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from indexer.errors import IndexCorruptError, IndexNotFoundError
 
@@ -15,9 +15,19 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 IMAGES_INDEX = "images.faiss"
 TEXTS_INDEX = "texts.faiss"
+PRODUCTS_INDEX = "products.faiss"  # fused photo + title vectors (models.fusion)
 STORE_NAME = "products.sqlite"
 IMAGES_DIR = "images"
 _BLOCK = 1 << 20
+
+# What a search runs over: product photos, titles, or product vectors (photo and title).
+Target = Literal["image", "text", "product"]
+TARGETS: tuple[Target, ...] = ("image", "text", "product")
+INDEX_FILES: dict[Target, str] = {
+    "image": IMAGES_INDEX,
+    "text": TEXTS_INDEX,
+    "product": PRODUCTS_INDEX,
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,14 @@ class Manifest:
     images_copied: bool = False
     metric: str = "inner_product"
     extra: dict[str, Any] = field(default_factory=dict)
+    # (w_image, w_text) of the product vectors; None: built before product vectors existed
+    product_weights: list[float] | None = None
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets this version holds vectors for: "product" only when it was built
+        with product vectors."""
+        return TARGETS if self.product_weights is not None else ("image", "text")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

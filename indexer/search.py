@@ -1,7 +1,8 @@
 """Open a published index and search it: the API the service uses.
 
 index = open_index("var/index", device="auto", expected_model_id=model.model_id)
-hits = index.search_texts(model.encode_texts(["red dress"]), k=10, filters={"gender": "Women"})
+hits = index.search(model.encode_texts(["red dress"]), 10, {"gender": "Women"}, target="product")
+similar = index.similar("15970", 10, target="image")
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import faiss
 import numpy as np
 
 from indexer import knn
-from indexer.errors import IndexCorruptError, InvalidQueryError, ModelMismatchError
+from indexer.errors import (
+    IndexCorruptError,
+    InvalidQueryError,
+    ModelMismatchError,
+    TargetUnavailableError,
+    UnknownProductError,
+)
 from indexer.faiss_index import (
     apply_search_params,
     enable_reconstruct,
@@ -26,14 +33,16 @@ from indexer.faiss_index import (
 from indexer.filters import AttributeIndex, Filters
 from indexer.gpu import Placement, choose_placement, gpu_count, to_placement
 from indexer.manifest import (
-    IMAGES_INDEX,
+    INDEX_FILES,
     STORE_NAME,
-    TEXTS_INDEX,
+    TARGETS,
     Manifest,
+    Target,
     checksum_problems,
     read_manifest,
 )
 from indexer.publish import resolve_version_dir
+from indexer.similar import DuplicateKeys
 from indexer.store import ProductRecord, ProductStore
 from models.catalog import Product
 
@@ -47,7 +56,7 @@ class Hit:
 
 
 class _Side:
-    """One FAISS index (images or texts), where it is searched, and how to reconstruct."""
+    """One target's FAISS index, where it is searched, and how to reconstruct vectors."""
 
     def __init__(self, path: Path, manifest: Manifest, placement: Placement) -> None:
         self.path = path
@@ -75,7 +84,7 @@ class _Side:
 
 
 class ProductIndex:
-    """A loaded index version: two FAISS indices, the product store and attribute filters."""
+    """A loaded index version: a FAISS index per target, the product store and filters."""
 
     def __init__(
         self,
@@ -89,12 +98,14 @@ class ProductIndex:
         self.threads = threads
         self._store = ProductStore.open(version_dir / STORE_NAME)
         try:
-            self._images = _Side(version_dir / IMAGES_INDEX, manifest, placement)
-            self._texts = _Side(version_dir / TEXTS_INDEX, manifest, placement)
+            self._sides: dict[Target, _Side] = {
+                target: _Side(version_dir / INDEX_FILES[target], manifest, placement)
+                for target in manifest.targets
+            }
             self._nums, self._ids = self._store.id_table()
-            self._attributes = AttributeIndex.from_records(
-                (record.num, record.attributes) for record in self._store.records()
-            )
+            records = list(self._store.records())
+            self._attributes = AttributeIndex.from_records((r.num, r.attributes) for r in records)
+            self._duplicates = DuplicateKeys.from_records(records)
             self._check_counts()
         except BaseException:
             self._store.close()
@@ -103,22 +114,24 @@ class ProductIndex:
     @property
     def placement(self) -> Placement:
         """Where the indices are searched: "cpu" or "gpu"."""
-        return self._images.placement
+        return self._sides["image"].placement
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets this index can search: image, text, and product when it was built
+        with product vectors."""
+        return tuple(self._sides)
 
     def _check_counts(self) -> None:
-        counts = {
-            "manifest": self.manifest.count,
-            IMAGES_INDEX: self._images.index.ntotal,
-            TEXTS_INDEX: self._texts.index.ntotal,
-            STORE_NAME: len(self._nums),
-        }
+        counts = {"manifest": self.manifest.count, STORE_NAME: len(self._nums)}
+        counts.update({side.path.name: side.index.ntotal for side in self._sides.values()})
         if len(set(counts.values())) != 1:
             said = ", ".join(f"{name}: {count}" for name, count in counts.items())
             raise IndexCorruptError(
                 f"the files of {self.version_dir} disagree on the product count ({said}); "
                 "rebuild the index"
             )
-        dims = {self.manifest.embed_dim, self._images.index.d, self._texts.index.d}
+        dims = {self.manifest.embed_dim, *(side.index.d for side in self._sides.values())}
         if len(dims) != 1:
             raise IndexCorruptError(
                 f"the files of {self.version_dir} disagree on the embedding size: {sorted(dims)}"
@@ -126,6 +139,17 @@ class ProductIndex:
 
     def __len__(self) -> int:
         return len(self._nums)
+
+    def _side(self, target: str) -> _Side:
+        side = self._sides.get(target)  # type: ignore[call-overload]  # any str: checked here
+        if side is not None:
+            return side
+        if target == "product":
+            raise TargetUnavailableError(
+                "this index has no product vectors (it was built before they existed); "
+                "rebuild it with `fashion-retrieval index build` to search target 'product'"
+            )
+        raise InvalidQueryError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
 
     def _queries(self, vectors: np.ndarray, k: int) -> np.ndarray:
         array = np.asarray(vectors)
@@ -138,10 +162,9 @@ class ProductIndex:
         return np.ascontiguousarray(array, dtype=np.float32)
 
     def _search(
-        self, side: _Side, vectors: np.ndarray, k: int, filters: Filters | None
+        self, side: _Side, vectors: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[list[Hit]]:
         queries = self._queries(vectors, k)
-        allowed = self._attributes.allowed(filters)
         with knn.faiss_threads(self.threads):
             rows = knn.search(
                 side.index,
@@ -163,19 +186,58 @@ class ProductIndex:
             )
         return self._ids[position]
 
+    def search(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+    ) -> list[list[Hit]]:
+        """vectors (Q, D) float32 -> per query, min(k, matching products) Hits over the
+        target's vectors (product photos, titles, or product vectors), best first.
+
+        TargetUnavailableError for "product" on an index built without product vectors.
+        """
+        side = self._side(target)
+        return self._search(side, vectors, k, self._attributes.allowed(filters))
+
     def search_images(
         self, vectors: np.ndarray, k: int, filters: Filters | None = None
     ) -> list[list[Hit]]:
-        """vectors (Q, D) float32 -> per query, min(k, matching products) Hits over product
-        images, best first."""
-        return self._search(self._images, vectors, k, filters)
+        """`search(..., target="image")`: over product photos."""
+        return self.search(vectors, k, filters, target="image")
 
     def search_texts(
         self, vectors: np.ndarray, k: int, filters: Filters | None = None
     ) -> list[list[Hit]]:
-        """vectors (Q, D) float32 -> per query, min(k, matching products) Hits over product
-        texts, best first."""
-        return self._search(self._texts, vectors, k, filters)
+        """`search(..., target="text")`: over product titles."""
+        return self.search(vectors, k, filters, target="text")
+
+    def search_products(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[list[Hit]]:
+        """`search(..., target="product")`: over product vectors (photo and title fused)."""
+        return self.search(vectors, k, filters, target="product")
+
+    def similar(
+        self,
+        product_id: str,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        target: Target = "image",
+    ) -> list[Hit]:
+        """min(k, candidates) products nearest to product_id's own vector of target, best
+        first, leaving out the product and its exact duplicates (indexer.similar).
+
+        UnknownProductError for an id the index does not hold.
+        """
+        side = self._side(target)
+        nums = self._store.nums_of([product_id])
+        if product_id not in nums:
+            raise UnknownProductError(f"no product with id {product_id!r} in the index")
+        num = nums[product_id]
+        excluded = self._duplicates.excluded(num, self._sides["image"].vectors_of)
+        allowed = self._attributes.allowed(filters)
+        candidates = np.setdiff1d(self._nums if allowed is None else allowed, excluded)
+        query = side.vectors_of(np.asarray([num], dtype=np.int64))
+        return self._search(side, query, k, candidates)[0]
 
     def get_products(self, ids: Sequence[str]) -> list[Product | None]:
         """Products in the order of ids; None for an id the index does not hold."""

@@ -22,6 +22,7 @@ from indexer.errors import (
 from indexer.faiss_index import IndexSpec, add_vectors, load_index, remove_vectors
 from indexer.manifest import (
     IMAGES_INDEX,
+    PRODUCTS_INDEX,
     STORE_NAME,
     TEXTS_INDEX,
     Manifest,
@@ -47,6 +48,7 @@ from indexer.versions import (
     product_records,
 )
 from models.catalog import Product, read_catalog
+from models.fusion import fuse
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,27 @@ def _check_model(model: Encoder | None, old: Manifest, index_dir: Path) -> None:
         )
 
 
+def _added_vectors(old: Manifest, encoded: EncodedProducts | None) -> dict[str, np.ndarray | None]:
+    """{index file: vectors (P, D) to add, or None} for every index file the version has.
+
+    An index built before product vectors existed has no products index and gets none
+    (`index build` adds it); otherwise new products are fused with the build's weights.
+    """
+    has_products = old.product_weights is not None
+    names = [IMAGES_INDEX, TEXTS_INDEX, *([PRODUCTS_INDEX] if has_products else [])]
+    if encoded is None:
+        return dict.fromkeys(names)
+    added: dict[str, np.ndarray | None] = {
+        IMAGES_INDEX: encoded.image_vectors,
+        TEXTS_INDEX: encoded.text_vectors,
+    }
+    if old.product_weights is not None:
+        added[PRODUCTS_INDEX] = fuse(
+            encoded.image_vectors, encoded.text_vectors, old.product_weights
+        )
+    return added
+
+
 def _write_updated(
     partial: Path,
     previous: Path,
@@ -141,12 +164,10 @@ def _write_updated(
 ) -> Manifest:
     """Write the previous version with the plan applied into the partial directory."""
     spec = IndexSpec(old.index_type, dict(old.search_params))
-    images = encoded.image_vectors if encoded is not None else None
-    texts = encoded.text_vectors if encoded is not None else None
-    indices = (
-        _updated_index(previous / IMAGES_INDEX, spec, plan, images),
-        _updated_index(previous / TEXTS_INDEX, spec, plan, texts),
-    )
+    indices = {
+        name: _updated_index(previous / name, spec, plan, added)
+        for name, added in _added_vectors(old, encoded).items()
+    }
     shutil.copyfile(previous / STORE_NAME, partial / STORE_NAME)
     store = ProductStore.open(partial / STORE_NAME, readonly=False)
     store.delete(plan.remove)
@@ -159,7 +180,15 @@ def _write_updated(
     store.compact()
     if old.images_copied:
         _carry_images(partial, previous, store)
-    return finish_version(partial, spec, indices, store, old.model_id, old.images_copied)
+    return finish_version(
+        partial,
+        spec,
+        indices,
+        store,
+        old.model_id,
+        images_copied=old.images_copied,
+        product_weights=old.product_weights,
+    )
 
 
 def update_index(

@@ -10,9 +10,8 @@ import numpy as np
 from indexer.errors import IndexerError
 from indexer.faiss_index import load_index, stored_ids
 from indexer.manifest import (
-    IMAGES_INDEX,
+    INDEX_FILES,
     STORE_NAME,
-    TEXTS_INDEX,
     Manifest,
     checksum_problems,
     read_manifest,
@@ -36,10 +35,10 @@ class VerifyReport:
 
 
 def _ids_of(version_dir: Path, manifest: Manifest) -> tuple[dict[str, np.ndarray], list[str]]:
-    """{file: sorted ids it holds} for the three data files, and the problems met."""
+    """{file: sorted ids it holds} for the FAISS indices and the store, and the problems met."""
     found: dict[str, np.ndarray] = {}
     problems: list[str] = []
-    for name in (IMAGES_INDEX, TEXTS_INDEX):
+    for name in (INDEX_FILES[target] for target in manifest.targets):
         try:
             index = load_index(version_dir / name)
         except IndexerError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,6 @@ from indexer.manifest import (
     FORMAT_VERSION,
     IMAGES_DIR,
     IMAGES_INDEX,
-    TEXTS_INDEX,
     Manifest,
     checksum_files,
     utc_now,
@@ -120,26 +119,27 @@ def product_records(
 def finish_version(
     partial: Path,
     spec: IndexSpec,
-    indices: tuple[faiss.Index, faiss.Index],
+    indices: Mapping[str, faiss.Index],
     store: ProductStore,
     model_id: str,
+    *,
     images_copied: bool,
+    product_weights: Sequence[float] | None,
 ) -> Manifest:
-    """Save both indices, close the store, check counts agree and write the manifest."""
-    image_index, text_index = indices
-    save_index(image_index, partial / IMAGES_INDEX)
-    save_index(text_index, partial / TEXTS_INDEX)
+    """Save the indices ({file name: index}), close the store, check that every count
+    agrees and write the manifest."""
+    for name, index in indices.items():
+        save_index(index, partial / name)
     count = store.count()
     store.close()
-    if not image_index.ntotal == text_index.ntotal == count:
-        raise IndexerError(
-            f"internal error: {image_index.ntotal} image vectors, {text_index.ntotal} text "
-            f"vectors and {count} products; nothing was published"
-        )
+    totals = {name: int(index.ntotal) for name, index in indices.items()}
+    if any(total != count for total in totals.values()):
+        said = ", ".join(f"{total} in {name}" for name, total in totals.items())
+        raise IndexerError(f"internal error: {said} but {count} products; nothing was published")
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model_id=model_id,
-        embed_dim=int(image_index.d),
+        embed_dim=int(indices[IMAGES_INDEX].d),
         count=count,
         index_type=spec.factory,
         search_params=dict(spec.search_params),
@@ -147,6 +147,7 @@ def finish_version(
         files=checksum_files(partial),
         version=final_name(partial),
         images_copied=images_copied,
+        product_weights=list(product_weights) if product_weights is not None else None,
     )
     write_manifest(partial, manifest)
     return manifest

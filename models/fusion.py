@@ -39,13 +39,15 @@ def check_weights(weights: Sequence[float]) -> ProductWeights:
 
 def parse_weights(text: str) -> ProductWeights:
     """'0.9,0.1' -> (0.9, 0.1); ConfigError naming the bad text."""
-    parts = [part.strip() for part in text.split(",")]
     try:
-        return check_weights([float(part) for part in parts])
-    except ValueError as exc:
+        numbers = [float(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 2:
         raise ConfigError(
             f"product weights {text!r} are not two numbers like '0.9,0.1' (image, text)"
-        ) from exc
+        )
+    return check_weights(numbers)
 
 
 def fuse(

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from indexer.manifest import MANIFEST_NAME, PRODUCTS_INDEX
+from indexer.publish import resolve_version_dir
 from models import (
     ImageEncoderConfig,
     JointModel,
@@ -180,3 +182,21 @@ def tiny_model_dir(
 def tiny_model(tiny_model_dir: Path) -> JointModel:
     """`load_model(tiny_model_dir, device="cpu")`, shared by the session (do not train it)."""
     return load_model(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def make_legacy_index() -> Callable[[Path, Path], Path]:
+    """Factory: `make_legacy_index(index_dir, out_dir)` copies a built index to out_dir
+    as an index built before product vectors existed: no products.faiss, and no
+    `product_weights` in its manifest (the files' checksums still agree). Returns out_dir."""
+
+    def make(index_dir: Path, out_dir: Path) -> Path:
+        shutil.copytree(index_dir, out_dir)
+        version = resolve_version_dir(out_dir)
+        (version / PRODUCTS_INDEX).unlink()
+        manifest = json.loads((version / MANIFEST_NAME).read_text("utf-8"))
+        del manifest["product_weights"], manifest["files"][PRODUCTS_INDEX]
+        (version / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), "utf-8")
+        return out_dir
+
+    return make

@@ -84,11 +84,18 @@ class Reference:
     texts: np.ndarray  # (N, D) float32
     attributes: list[dict[str, str]]
 
+    def products(self, weights: tuple[float, float] = (0.9, 0.1)) -> np.ndarray:
+        """(N, D) product vectors, in float64: the normalised weighted sum of photo and title."""
+        fused = weights[0] * self.images.astype(np.float64) + weights[1] * self.texts
+        return fused / np.linalg.norm(fused, axis=1, keepdims=True)
+
     def search(
         self, kind: str, queries: np.ndarray, k: int, filters: dict | None = None
     ) -> list[list[tuple[str, float]]]:
-        """Top-k (id, score) per query by exact inner product, within the filter."""
-        vectors = self.images if kind == "images" else self.texts
+        """Top-k (id, score) per query by exact inner product, within the filter; kind is
+        "images", "texts" or "products" (default weights)."""
+        vectors = {"images": self.images, "texts": self.texts}.get(kind)
+        vectors = self.products() if vectors is None else vectors
         mask = np.ones(len(self.ids), dtype=bool)
         for name, wanted in (filters or {}).items():
             values = {wanted} if isinstance(wanted, str) else set(wanted)

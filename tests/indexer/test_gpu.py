@@ -66,7 +66,7 @@ def test_reader_takes_the_gpu_path_when_faiss_reports_gpus(
     reference = reference_for(small_catalog, fake_encoder)
     queries = unit_queries(4)
     with open_index(built_index, device="auto") as index:
-        assert index.placement == "gpu" and len(moved) == 2
+        assert index.placement == "gpu" and len(moved) == 3  # image, text, product
         filters = {"gender": "Women"}
         hits = index.search_texts(queries, 5, filters=filters)
         assert [[h.id for h in row] for row in hits] == [

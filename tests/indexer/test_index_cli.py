@@ -32,6 +32,8 @@ def test_help_has_a_description_and_an_example(capsys, command: list[str]) -> No
 def test_usage_errors_exit_2(capsys) -> None:
     code, _, err = _run(capsys, "build", "--out", "x")
     assert code == 2 and "--catalog" in err
+    code, _, err = _run(capsys, "build", "--catalog", "c", "--out", "x", "--product-weights", "1")
+    assert code == 2 and "'0.9,0.1'" in err
 
 
 def test_build_info_verify_update_on_the_sample_with_the_tiny_model(
@@ -51,12 +53,16 @@ def test_build_info_verify_update_on_the_sample_with_the_tiny_model(
         "cpu",
         "--batch-size",
         "128",
+        "--product-weights",
+        "0.8,0.2",
     )
     assert code == 0, err
     assert "published version 000001" in stdout and "1000 products" in stdout
+    assert "product vectors 0.8,0.2" in stdout
     assert "products/s" in err  # the progress bar
     code, stdout, _ = _run(capsys, "info", out)
     assert code == 0 and tiny_model.model_id in stdout and "Flat (exact search)" in stdout
+    assert "product = 0.8 x image + 0.2 x text" in stdout
     assert _run(capsys, "verify", out)[0] == 0
 
     with open_index(out, device="cpu", expected_model_id=tiny_model.model_id) as index:
@@ -93,6 +99,7 @@ def test_build_info_verify_update_on_the_sample_with_the_tiny_model(
     )
     assert code == 0, err
     assert "0 added, 3 replaced, 3 deleted" in stdout and "encoded 0 images" in stdout
+    assert "product vectors 0.8,0.2" in stdout  # an update keeps the build's weights
     code, _, err = _run(capsys, "update", "--index", out, "--delete", "no-such-product")
     assert code == 1 and "no-such-product" in err and "Traceback" not in err
     with open_index(out) as index:
