@@ -60,10 +60,18 @@ class JointModel(nn.Module):
         return self.text_head(self.text_tower(**tokens))
 
     def forward(
-        self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor], *, image_from_block: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        self,
+        pixels: torch.Tensor,
+        tokens: dict[str, torch.Tensor],
+        *,
+        image_from_block: int = 0,
+        extra_tokens: Sequence[dict[str, torch.Tensor]] = (),
+    ) -> tuple[torch.Tensor, ...]:
         """Training pass (DDP hooks need one forward):
-        -> image features (B, Fi), text features (B, Ft), image and text embeddings (B, D).
+        -> image features (B, Fi), text features (B, Ft), image and text embeddings
+        (B, D), then one (U_k, D) text embedding per entry of `extra_tokens` (shopper
+        queries trained beside the titles, each batch tokenized on its own so short
+        queries are not padded to a title's length).
 
         With `image_from_block` > 0, `pixels` are precomputed activations of the image
         tower's first blocks (EfficientNet towers only).
@@ -73,11 +81,13 @@ class JointModel(nn.Module):
         else:
             image_features = self.image_tower(pixels)
         text_features = self.text_tower(**tokens)
+        extra = tuple(self.embed_texts(more) for more in extra_tokens)
         return (
             image_features,
             text_features,
             self.image_head(image_features),
             self.text_head(text_features),
+            *extra,
         )
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:

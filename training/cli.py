@@ -49,6 +49,13 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run directory: model/, checkpoint.pt, train_log.jsonl",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="start from this artifact's weights (e.g. models/default) instead of the "
+        "pretrained towers: fine-tune a trained model on your catalogue",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
     parser.set_defaults(handler=run_train)
@@ -86,7 +93,9 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.epochs is not None:
         config = replace(config, optim=replace(config.optim, epochs=args.epochs))
-    artifact = train(config, args.catalog, args.out, resume=args.resume, device=args.device)
+    artifact = train(
+        config, args.catalog, args.out, resume=args.resume, init=args.init, device=args.device
+    )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, say it once
         print(f"best model: {artifact}")
     return 0

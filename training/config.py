@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from models import ConfigError, ModelConfig
+from training.queries import FIELDS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SCHEMES = ("cmpl", "siamese", "corrnet")
@@ -41,6 +42,12 @@ class OptimConfig:
     # Keep MiniLM's 11.7M-parameter word-embedding table as packaged: the artifact then
     # refers to the package for it instead of storing a copy (the 40 MB budget).
     freeze_word_embeddings: bool = False
+    # Label-preserving photo augmentation (training.augment): small zoom in or out,
+    # aspect stretch and resampling filter, so uploads framed or sized unlike the
+    # catalogue's photos still land near them. Not with image_frozen_blocks.
+    augment: bool = False
+    # Save checkpoint.pt at least this often inside an epoch, for --resume.
+    checkpoint_minutes: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,9 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    # Multi-field training: query field (training.queries.FIELDS) -> weight of its
+    # multi-positive term against the photo; the title term has weight 1.
+    fields: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +84,23 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             f"unknown key(s) in [{where}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
     return cls(**data)
+
+
+def _fields(data: dict[str, Any]) -> dict[str, float]:
+    if not isinstance(data, dict):
+        raise ConfigError("[fields] must be a table of query field = weight")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"unknown query field(s) in [fields]: {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+        )
+    weights = {}
+    for name, weight in data.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise ConfigError(f"[fields] {name} must be a weight >= 0, not {weight!r}")
+        if weight > 0:
+            weights[name] = float(weight)
+    return weights
 
 
 def parse_config(data: dict[str, Any], name: str) -> TrainConfig:
@@ -91,6 +118,7 @@ def parse_config(data: dict[str, Any], name: str) -> TrainConfig:
         loss=_section(LossConfig, data.pop("loss", {}), "loss"),
         optim=_section(OptimConfig, data.pop("optim", {}), "optim"),
         data=_section(DataConfig, data.pop("data", {}), "data"),
+        fields=_fields(data.pop("fields", {})),
     )
     if data:
         raise ConfigError(f"unknown top-level key(s) in config {name}: {', '.join(sorted(data))}")

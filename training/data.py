@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, Sampler
 
 from models import Product, open_image
 from models.transforms import ImageTransform
+from training.augment import augment
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,11 @@ def identity_labels(products: Sequence[Product]) -> tuple[list[int], dict[str, i
 
 
 class PairDataset(Dataset):
-    """(pixels (3, H, W), title, identity) per product; optional horizontal flips.
+    """(pixels (3, H, W), title, identity, index) per product.
 
-    No colour jitter: colour is in nearly every title.
+    Optional horizontal flips, or the full label-preserving augmentation of
+    training.augment (which includes flips). No colour jitter: colour is in nearly
+    every title. Random draws come from Python's `random`, which checkpoints save.
     """
 
     def __init__(
@@ -79,28 +82,35 @@ class PairDataset(Dataset):
         transform: ImageTransform,
         *,
         flip: bool = False,
+        augment: bool = False,
     ) -> None:
         self.products = list(products)
         self.labels = list(labels)
         self.transform = transform
         self.flip = flip
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.products)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
         product = self.products[index]
-        pixels = self.transform(open_image(product.image))
-        if self.flip and random.random() < 0.5:
+        image = open_image(product.image)
+        if self.augment:
+            size = self.transform.config
+            image = augment(image, size.height, size.width, random, flip=self.flip)
+        pixels = self.transform(image)
+        if self.flip and not self.augment and random.random() < 0.5:
             pixels = pixels.flip(-1)
-        return pixels, product.text, self.labels[index]
+        return pixels, product.text, self.labels[index], index
 
 
 def collate_pairs(
-    batch: list[tuple[torch.Tensor, str, int]],
-) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-    pixels, texts, labels = zip(*batch, strict=True)
-    return torch.stack(pixels), list(texts), torch.tensor(labels, dtype=torch.long)
+    batch: list[tuple[torch.Tensor, str, int, int]],
+) -> tuple[torch.Tensor, list[str], torch.Tensor, list[int]]:
+    """-> pixels (B, 3, H, W), titles, identities (B,), indices into the dataset."""
+    pixels, texts, labels, indices = zip(*batch, strict=True)
+    return torch.stack(pixels), list(texts), torch.tensor(labels, dtype=torch.long), list(indices)
 
 
 class IdentityBatchSampler(Sampler[list[int]]):
@@ -131,9 +141,13 @@ class IdentityBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None:
+        """Batches of `epoch`, less the first `skip` (already trained on before a
+        mid-epoch checkpoint)."""
         self.epoch = epoch
+        self.skip = skip
 
     def _all_batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
@@ -151,7 +165,8 @@ class IdentityBatchSampler(Sampler[list[int]]):
         return batches[:usable]
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._all_batches()[self.rank :: self.world_size]
+        yield from self._all_batches()[self.rank :: self.world_size][self.skip :]
 
     def __len__(self) -> int:
+        """Batches in a whole epoch for this rank (skipped ones included)."""
         return len(self._all_batches()[self.rank :: self.world_size])

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from models import JointModel, Product
-from training.metrics import ranked_relevance, summarise
+from training.metrics import precision_summary, ranked_relevance, summarise
+from training.queries import MISSING
 
 PROTOCOLS = ("seed", "catalog")
+# Marqo's KAGL category tasks: the attribute value itself is the query.
+CATEGORY_FIELDS = ("masterCategory", "subCategory", "articleType", "baseColour")
 
 
 def _encode(
@@ -103,6 +106,58 @@ def evaluate_catalog(
     for direction, size in ((text_to_image, len(gallery)), (image_to_text, len(distinct_titles))):
         direction["gallery"] = float(size)
     return {"text_to_image": text_to_image, "image_to_text": image_to_text}
+
+
+def evaluate_categories(
+    model: JointModel,
+    queries: Sequence[Product],
+    gallery: Sequence[Product],
+    gallery_embeddings: np.ndarray,
+    *,
+    fields: Sequence[str] = CATEGORY_FIELDS,
+    batch_size: int = 128,
+) -> dict[str, dict[str, float]]:
+    """Category tasks: each distinct value of `field` among `queries` ("Tshirts",
+    "Navy Blue", "Topwear") is a text query against `gallery_embeddings` (one row per
+    gallery product: photos, or product vectors); every gallery product with that
+    value is relevant. -> {field: {P@1, P@10, MRR, queries}}; a field no query product
+    has is left out."""
+    results = {}
+    for field in fields:
+        values = sorted(
+            {
+                value
+                for p in queries
+                if (value := p.attributes.get(field, "").strip()).lower() not in MISSING
+            }
+        )
+        if not values:
+            continue
+        value_emb = model.encode_texts(values, batch_size=batch_size)
+        gallery_values = [p.attributes.get(field, "").strip() for p in gallery]
+        relevant = ranked_relevance(value_emb @ gallery_embeddings.T, values, gallery_values)
+        if relevant.any():
+            results[field] = precision_summary(relevant)
+    return results
+
+
+def selection_score(title: dict[str, float], categories: dict[str, dict[str, float]]) -> float:
+    """Model selection on val: the title task's recall@10 plus the category tasks'
+    mean P@10, so neither whole titles nor short shopper queries are traded away."""
+    category = np.mean([m["P@10"] for m in categories.values()]) if categories else 0.0
+    return float(title["R@10"] + category)
+
+
+def format_categories(results: dict[str, dict[str, float]], title: str = "") -> str:
+    header = f"{'category task':<16}" + "".join(
+        f"{c:>10}" for c in ("P@1", "P@10", "MRR", "queries")
+    )
+    lines = [title, header] if title else [header]
+    for field, m in results.items():
+        lines.append(
+            f"{field:<16}{m['P@1']:>10.4f}{m['P@10']:>10.4f}{m['MRR']:>10.4f}{m['queries']:>10.0f}"
+        )
+    return "\n".join(lines)
 
 
 def format_table(results: dict[str, dict[str, float]], title: str = "") -> str:

@@ -30,10 +30,12 @@ from training.data import (
     split_products,
 )
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
-from training.evaluate import evaluate_seed
-from training.objectives import build_objective
+from training.evaluate import evaluate_categories, evaluate_catalog, evaluate_seed, selection_score
+from training.init import model_from_artifact
+from training.objectives import build_objective, multi_field_loss
 from training.optim import apply_freezing, build_scheduler, param_groups
 from training.prefix_cache import CachedPairDataset, compute_prefix_cache
+from training.queries import all_wordings, batch_queries, query_rng
 
 logger = logging.getLogger(__name__)
 MODEL_DIR = "model"
@@ -48,6 +50,8 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
     pending_scheduler_state: dict | None = None  # restored once the step count is known
     epoch: int = 0  # epochs completed
+    step: int = 0  # batches of epoch + 1 already trained (a mid-epoch checkpoint)
+    partial_loss: tuple[float, int] = (0.0, 0)  # loss sum and batches of those steps
     best_score: float = float("-inf")
 
 
@@ -57,13 +61,23 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _score(val: dict[str, dict[str, float]]) -> float:
-    """Model selection: R@1 + R@10 of both directions on the val gallery."""
-    return sum(val[d]["R@1"] + val[d]["R@10"] for d in ("text_to_image", "image_to_text"))
+def _validate(model: JointModel, config: TrainConfig, val: list) -> tuple[dict, float]:
+    """Val metrics and the model-selection score.
+
+    The seed protocol (a 1,000-product gallery) is logged for continuity; selection uses
+    the title task and the category tasks with every val photo as the gallery
+    (training.evaluate.selection_score), the catalogue-scale tasks in miniature.
+    """
+    seed = evaluate_seed(model, val, gallery_size=config.data.val_gallery, seed=config.seed)
+    photos = model.encode_images([p.image for p in val])
+    title = evaluate_catalog(model, val, val, gallery_embeddings=(photos, None))
+    categories = evaluate_categories(model, val, val, photos)
+    metrics = {**seed, "title_to_photo": title["text_to_image"], "categories": categories}
+    return metrics, selection_score(title["text_to_image"], categories)
 
 
 def _prepare(
-    config: TrainConfig, catalog_path: Path, device: torch.device
+    config: TrainConfig, catalog_path: Path, device: torch.device, init: Path | None
 ) -> tuple[Splits, list[int], JointModel, nn.Module]:
     catalog = read_catalog(catalog_path)
     logger.info(catalog.summary())
@@ -78,7 +92,14 @@ def _prepare(
             f"the training split of {catalog_path} has {len(splits.train)} products; need at least 2"
         )
     labels, identities = identity_labels(splits.train)
-    model = build_model(config.model, [p.text for p in splits.train]).to(device)
+    model = (
+        model_from_artifact(config.model, init)
+        if init is not None
+        else build_model(
+            config.model,
+            [p.text for p in splits.train] + all_wordings(list(config.fields), splits.train),
+        )
+    ).to(device)
     objective = build_objective(
         config, len(identities), model.image_tower.feature_dim, model.text_tower.feature_dim
     ).to(device)
@@ -91,13 +112,17 @@ def train(
     out_dir: str | Path,
     *,
     resume: bool = False,
+    init: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> Path:
     """Train `config` on the catalogue's train split and return the best artifact's path.
 
     `out_dir` receives `model/` (the best artifact so far), `checkpoint.pt` (for
-    --resume) and `train_log.jsonl` (one line of loss and val metrics per epoch).
+    --resume; also written every `checkpoint_minutes` inside an epoch) and
+    `train_log.jsonl` (one line of loss, speed and val metrics per epoch). `init`: an
+    artifact directory whose weights replace the pretrained towers' at the start
+    (fine-tuning a trained model); a resumed run takes its weights from the checkpoint.
     """
     out = Path(out_dir)
     resolved = resolve_device(device)
@@ -109,7 +134,8 @@ def train(
     # objective's (CMPC's classifier). Then each rank draws its own flips.
     _seed_everything(config.seed)
     try:
-        splits, labels, model, objective = _prepare(config, Path(catalog_path), resolved)
+        init_path = Path(init) if init is not None else None
+        splits, labels, model, objective = _prepare(config, Path(catalog_path), resolved, init_path)
         _seed_everything(config.seed + dist_info.rank)
         optimizer = torch.optim.AdamW(
             param_groups(config, model, objective), weight_decay=config.optim.weight_decay
@@ -141,7 +167,14 @@ def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
     state.optimizer.load_state_dict(saved["optimizer"])
     state.pending_scheduler_state = saved.get("scheduler")
     state.epoch, state.best_score = saved["epoch"], saved["best_score"]
-    logger.info("resuming after epoch %d (best val score %.4f)", state.epoch, state.best_score)
+    state.step = saved.get("step", 0)
+    state.partial_loss = tuple(saved.get("partial_loss", (0.0, 0)))  # type: ignore[assignment]
+    logger.info(
+        "resuming after epoch %d, step %d (best val score %.4f)",
+        state.epoch,
+        state.step,
+        state.best_score,
+    )
 
 
 def _run_epochs(
@@ -168,6 +201,9 @@ def _run_epochs(
         batch_sampler=sampler,
         collate_fn=collate_pairs,
         num_workers=config.data.num_workers,
+        # Its own generator: starting an iterator draws a seed, which must not move the
+        # global RNG that checkpoints save (a mid-epoch resume starts one more iterator).
+        generator=torch.Generator().manual_seed(config.seed),
     )
     steps = (
         len(loader)
@@ -185,11 +221,12 @@ def _run_epochs(
                 group["lr"] = lr
     for epoch in range(state.epoch + 1, config.optim.epochs + 1):
         frozen = apply_freezing(config, model, epoch)
-        sampler.set_epoch(epoch)
-        loss = _train_one_epoch(config, state, loader, dist_info, epoch, frozen, progress)
-        state.epoch = epoch
+        sampler.set_epoch(epoch, skip=state.step)
+        run = EpochRun(config, state, loader, dist_info, epoch, frozen, progress, out, splits)
+        loss, speed = _train_one_epoch(run)
+        state.epoch, state.step, state.partial_loss = epoch, 0, (0.0, 0)
         if dist_info.is_main:
-            _end_of_epoch(config, state, splits, out, loss)
+            _end_of_epoch(config, state, splits, out, loss, speed)
         barrier(dist_info)
 
 
@@ -203,7 +240,13 @@ def _training_dataset(
 ) -> Dataset:
     blocks = config.optim.image_frozen_blocks
     if not blocks:
-        return PairDataset(splits.train, labels, model.transform, flip=config.optim.flip)
+        return PairDataset(
+            splits.train,
+            labels,
+            model.transform,
+            flip=config.optim.flip,
+            augment=config.optim.augment,
+        )
     if dist_info.is_main:  # one process computes, the others read it from disk
         compute_prefix_cache(model, splits.train, blocks, cache_dir=out)
     barrier(dist_info)
@@ -211,23 +254,33 @@ def _training_dataset(
     return CachedPairDataset(cache, splits.train, labels)
 
 
-def _train_one_epoch(
-    config: TrainConfig,
-    state: TrainState,
-    loader: DataLoader,
-    dist_info: DistInfo,
-    epoch: int,
-    frozen: bool,
-    progress: bool,
-) -> float:
+@dataclass
+class EpochRun:
+    """What one epoch of training needs."""
+
+    config: TrainConfig
+    state: TrainState
+    loader: DataLoader
+    dist_info: DistInfo
+    epoch: int
+    frozen: bool
+    progress: bool
+    out: Path
+    splits: Splits
+
+
+def _train_one_epoch(run: EpochRun) -> tuple[float, dict[str, float]]:
+    """Train one epoch (or its rest, after a mid-epoch checkpoint).
+    -> mean loss, {"seconds", "images_per_s"} of the batches trained in this call."""
+    config, state, dist_info = run.config, run.state, run.dist_info
     model, objective = state.model, state.objective
     model.train()
-    if frozen:  # keep BatchNorm statistics of frozen towers as they are
+    if run.frozen:  # keep BatchNorm statistics of frozen towers as they are
         model.image_tower.eval()
         model.text_tower.eval()
     runner: nn.Module = model
     if dist_info.enabled:
-        runner = DistributedDataParallel(model, find_unused_parameters=frozen)
+        runner = DistributedDataParallel(model, find_unused_parameters=run.frozen)
     device = model.device
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -235,26 +288,42 @@ def _train_one_epoch(
         else contextlib.nullcontext()
     )
     steps = (
-        len(loader)
+        len(run.loader)
         if not config.optim.max_steps_per_epoch
-        else min(len(loader), config.optim.max_steps_per_epoch)
+        else min(len(run.loader), config.optim.max_steps_per_epoch)
     )
     bar = tqdm(
         total=steps,
-        desc=f"epoch {epoch}/{config.optim.epochs}",
+        initial=state.step,
+        desc=f"epoch {run.epoch}/{config.optim.epochs}",
         unit="batch",
-        disable=not (progress and dist_info.is_main),
+        disable=not (run.progress and dist_info.is_main),
     )
-    total, seen, count, started = 0.0, 0, 0, time.perf_counter()
-    for pixels, texts, labels in loader:
-        if count >= steps:
+    total, count = state.partial_loss
+    step = state.step
+    seen, started = 0, time.perf_counter()
+    last_save = started
+    for pixels, texts, labels, indices in run.loader:
+        if step >= steps:
             break
         pixels, labels = pixels.to(device, non_blocking=True), labels.to(device)
+        queries = batch_queries(
+            config.fields,
+            [run.splits.train[i] for i in indices],
+            query_rng(config.seed, run.epoch, step),
+        )
         with autocast:
             outputs = runner(
-                pixels, model.tokenize(texts), image_from_block=config.optim.image_frozen_blocks
+                pixels,
+                model.tokenize(texts),
+                image_from_block=config.optim.image_frozen_blocks,
+                extra_tokens=[model.tokenize(q.texts) for q in queries],
             )
-            loss = objective(outputs, labels)
+            loss = objective(outputs[:4], labels)
+            if queries:
+                loss = loss + multi_field_loss(
+                    outputs[2], queries, outputs[4:], config.fields, scale=config.loss.scale
+                )
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if dist_info.enabled:  # the objective's own parameters are not under DDP
@@ -265,11 +334,22 @@ def _train_one_epoch(
         total += float(loss.detach())
         seen += len(texts)
         count += 1
+        step += 1
         rate = seen * dist_info.world_size / (time.perf_counter() - started)
         bar.update(1)
         bar.set_postfix(loss=f"{total / count:.4f}", items_s=f"{rate:.0f}")
+        if (
+            dist_info.is_main
+            and step < steps
+            and time.perf_counter() - last_save >= 60.0 * config.optim.checkpoint_minutes
+        ):
+            state.step, state.partial_loss = step, (total, count)
+            _save_checkpoint(config, state, run.out)
+            last_save = time.perf_counter()
     bar.close()
-    return total / max(1, count)
+    seconds = time.perf_counter() - started
+    speed = {"seconds": seconds, "images_per_s": seen * dist_info.world_size / max(seconds, 1e-9)}
+    return total / max(1, count), speed
 
 
 def _all_reduce_grads(module: nn.Module, dist_info: DistInfo) -> None:
@@ -279,16 +359,38 @@ def _all_reduce_grads(module: nn.Module, dist_info: DistInfo) -> None:
             param.grad /= dist_info.world_size
 
 
+def _save_checkpoint(config: TrainConfig, state: TrainState, out: Path) -> None:
+    save_checkpoint(
+        out / CHECKPOINT,
+        {
+            "config": config.to_dict(),
+            "model": state.model.state_dict(),
+            "objective": state.objective.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+            "epoch": state.epoch,
+            "step": state.step,
+            "partial_loss": state.partial_loss,
+            "best_score": state.best_score,
+        },
+    )
+    if state.step:
+        logger.info("checkpoint: epoch %d, step %d", state.epoch + 1, state.step)
+
+
 def _end_of_epoch(
-    config: TrainConfig, state: TrainState, splits: Splits, out: Path, loss: float
+    config: TrainConfig,
+    state: TrainState,
+    splits: Splits,
+    out: Path,
+    loss: float,
+    speed: dict[str, float],
 ) -> None:
     record: dict[str, object] = {"epoch": state.epoch, "loss": loss}
     if splits.val:
-        val = evaluate_seed(
-            state.model, splits.val, gallery_size=config.data.val_gallery, seed=config.seed
-        )
-        score = _score(val)
+        val, score = _validate(state.model, config, splits.val)
         record["val"] = val
+        record["score"] = score
     else:  # no validation products (tiny catalogues): keep the latest
         score = float(state.epoch)
     improved = score > state.best_score
@@ -310,24 +412,23 @@ def _end_of_epoch(
             },
         )
     record["best"] = improved
+    record["time"] = speed  # kept apart: the only field that differs between equal runs
     with (out / LOG_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
-    save_checkpoint(
-        out / CHECKPOINT,
-        {
-            "config": config.to_dict(),
-            "model": state.model.state_dict(),
-            "objective": state.objective.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
-            "epoch": state.epoch,
-            "best_score": state.best_score,
-        },
-    )
+    _save_checkpoint(config, state, out)
+    val = record.get("val") or {}
     summary = ", ".join(
-        f"{d} R@1 {m['R@1']:.3f} R@10 {m['R@10']:.3f}"
-        for d, m in (record.get("val") or {}).items()  # type: ignore[union-attr]
+        f"{d} R@1 {val[d]['R@1']:.3f} R@10 {val[d]['R@10']:.3f}"  # type: ignore[index]
+        for d in ("text_to_image", "image_to_text")
+        if d in val
     )
     logger.info(
-        "epoch %d: loss %.4f %s%s", state.epoch, loss, summary, " (best)" if improved else ""
+        "epoch %d: loss %.4f, %.0f images/s, %.1f min; %s score %.4f%s",
+        state.epoch,
+        loss,
+        speed["images_per_s"],
+        speed["seconds"] / 60,
+        summary,
+        score,
+        " (best)" if improved else "",
     )

@@ -6,6 +6,7 @@ common (hidden) representation. ``labels`` are identity ids (B,) int64: two item
 same label show the same product, so they count as matches, never as negatives.
 
 - :func:`cmpm_loss`: Cross-Modal Projection Matching (Zhang & Lu, ECCV 2018).
+- :func:`multi_positive_loss`: CMPM between U queries and B photos with any positive set.
 - :func:`cmpc_loss` / :class:`CMPCClassifier`: Cross-Modal Projection Classification.
 - :func:`contrastive_loss`: Siamese contrastive loss (Hadsell et al., CVPR 2006).
 - :func:`corrnet_loss`: Correlational Neural Network (Chandar et al., Neural Comput. 2016).
@@ -24,6 +25,7 @@ __all__ = [
     "CorrNetOutputs",
     "cmpc_loss",
     "cmpm_loss",
+    "multi_positive_loss",
     "contrastive_loss",
     "corrnet_correlation",
     "corrnet_loss",
@@ -89,6 +91,52 @@ def cmpm_loss(
     i2t = _projection_kl(scale * image_emb @ text_unit.T, log_q)
     t2i = _projection_kl(scale * text_emb @ image_unit.T, log_q)
     return i2t + t2i
+
+
+def multi_positive_loss(
+    image_emb: Tensor,
+    query_emb: Tensor,
+    positives: Tensor,
+    *,
+    eps: float = 1e-8,
+    scale: float = 1.0,
+) -> Tensor:
+    """CMPM between U queries and B photos when a query may match many photos.
+
+    Args:
+        image_emb: (B, D) raw image embeddings x.
+        query_emb: (U, D) raw embeddings z of U distinct queries ("navy blue shirts").
+        positives: (U, B) bool, True where photo j answers query u. Every photo that
+            shares the query's attribute value is a positive, never a negative.
+        eps, scale: as in :func:`cmpm_loss`.
+
+    Returns:
+        () scalar, L_q2i + L_i2q. L_q2i = mean_u KL(p_u || q_u) with
+        p_uj = softmax_j(scale * z_u . x_j/|x_j|) and q_u = positives[u] / its sum;
+        L_i2q = mean_j KL(p_j || q_j) over the photos with at least one positive query,
+        with p_ju = softmax_u(scale * x_j . z_u/|z_u|), q_j = positives[:, j] / its sum.
+        With U = B and positives[u, j] = (labels[u] == labels[j]) it equals cmpm_loss.
+    """
+    if image_emb.ndim != 2 or query_emb.ndim != 2 or image_emb.shape[1] != query_emb.shape[1]:
+        raise ValueError(
+            f"image_emb must be (B, D) and query_emb (U, D); got {tuple(image_emb.shape)} "
+            f"and {tuple(query_emb.shape)}"
+        )
+    if positives.shape != (query_emb.shape[0], image_emb.shape[0]):
+        raise ValueError(
+            f"positives must be (U, B) = ({query_emb.shape[0]}, {image_emb.shape[0]}); "
+            f"got {tuple(positives.shape)}"
+        )
+    y = positives.to(image_emb.dtype)
+    if bool((y.sum(dim=1) == 0).any()):
+        raise ValueError("every query needs at least one positive photo in the batch")
+    log_q_rows = torch.log(y / y.sum(dim=1, keepdim=True) + eps)
+    q2i = _projection_kl(scale * query_emb @ F.normalize(image_emb, dim=1).T, log_q_rows)
+    answered = y.sum(dim=0) > 0  # a photo whose attribute is unknown answers no query
+    y_cols = y[:, answered].T  # (B', U)
+    log_q_cols = torch.log(y_cols / y_cols.sum(dim=1, keepdim=True) + eps)
+    i2q = _projection_kl(scale * image_emb[answered] @ F.normalize(query_emb, dim=1).T, log_q_cols)
+    return q2i + i2q
 
 
 def cmpc_loss(image_emb: Tensor, text_emb: Tensor, labels: Tensor, weight: Tensor) -> Tensor:

@@ -76,3 +76,16 @@ def summarise(relevant: np.ndarray, *, recall: str = "hit", chunk: int = 256) ->
     metrics["median_rank"] = float(np.median(joined["rank"]))
     metrics["queries"] = float(len(relevant))
     return metrics
+
+
+def precision_summary(relevant: np.ndarray, ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+    """Category-task metrics from a (Q, G) ranked-relevance matrix: P@k, the share of
+    the top k that is relevant, and MRR, the mean reciprocal rank of the first relevant
+    item (no cut-off). Queries with no relevant item in the gallery are left out."""
+    relevant = relevant[relevant.any(axis=1)]
+    if len(relevant) == 0:
+        raise ValueError("no query has a relevant item in the gallery")
+    metrics = {f"P@{k}": float((relevant[:, :k].sum(axis=1) / k).mean()) for k in ks}
+    metrics["MRR"] = float(np.mean(1.0 / (relevant.argmax(axis=1) + 1)))
+    metrics["queries"] = float(len(relevant))
+    return metrics

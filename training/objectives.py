@@ -11,7 +11,7 @@ objective owns is training-time machinery and retrieval needs none of it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,9 @@ from training.losses import (
     cmpm_loss,
     contrastive_loss,
     corrnet_loss,
+    multi_positive_loss,
 )
+from training.queries import FieldQueries
 
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -161,6 +163,24 @@ class CorrNetObjective(nn.Module):
         return corrnet_loss(
             self.view(image_features), self.view(text_features), reconstructed, lam=self.lam
         )
+
+
+def multi_field_loss(
+    image_emb: torch.Tensor,
+    queries: Sequence[FieldQueries],
+    query_embs: Sequence[torch.Tensor],
+    weights: Mapping[str, float],
+    *,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """Sum over fields of weight * multi_positive_loss(photos, the field's queries):
+    the shopper-query terms trained beside a scheme's title objective."""
+    loss = image_emb.new_zeros((), dtype=torch.float32)
+    for field, embeddings in zip(queries, query_embs, strict=True):
+        positives = field.positives.to(image_emb.device)
+        term = multi_positive_loss(image_emb.float(), embeddings.float(), positives, scale=scale)
+        loss = loss + weights[field.field] * term
+    return loss
 
 
 ObjectiveFactory = Callable[[TrainConfig, int, int, int], nn.Module]

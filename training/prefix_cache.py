@@ -89,5 +89,5 @@ class CachedPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.texts)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int]:
-        return self.cache[index].float(), self.texts[index], self.labels[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
+        return self.cache[index].float(), self.texts[index], self.labels[index], index

@@ -151,7 +151,8 @@ def test_pair_dataset_and_collate(products: list[Product]) -> None:
         products[:4], labels, ImageTransform(PreprocessConfig(height=32, width=24)), flip=True
     )
     assert len(dataset) == 4
-    pixels, texts, batch_labels = collate_pairs([dataset[i] for i in range(4)])
+    pixels, texts, batch_labels, indices = collate_pairs([dataset[i] for i in range(4)])
     assert pixels.shape == (4, 3, 32, 24) and pixels.dtype == torch.float32
     assert texts == [p.text for p in products[:4]]
     assert batch_labels.tolist() == labels
+    assert indices == [0, 1, 2, 3]

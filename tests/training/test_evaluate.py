@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from models import Product
-from training.evaluate import evaluate_catalog, evaluate_seed, format_table
+from training.evaluate import (
+    evaluate_catalog,
+    evaluate_categories,
+    evaluate_seed,
+    format_categories,
+    format_table,
+    selection_score,
+)
 
 A1, A2, B1, C1 = (
     Product("A1", Path("/p/A1.jpg"), "a"),
@@ -98,3 +105,46 @@ def test_random_recall_matches_enumerating_every_ranking() -> None:
             hits += any(titles[i] == query for i in order[:k])
             total += 1
     assert abs(random_recall_at(titles, k) - hits / total) < 1e-12
+
+
+def test_category_tasks_on_a_hand_made_gallery() -> None:
+    shirt = {"masterCategory": "Apparel", "articleType": "Shirts", "baseColour": "Blue"}
+    watch = {"masterCategory": "Accessories", "articleType": "Watches", "baseColour": "Black"}
+    gallery = [
+        Product("s1", Path("/p/s1.jpg"), "s1", shirt),
+        Product("w1", Path("/p/w1.jpg"), "w1", watch),
+        Product("s2", Path("/p/s2.jpg"), "s2", {**shirt, "baseColour": "Black"}),
+        Product("x", Path("/p/x.jpg"), "x", {"articleType": "NA"}),
+    ]
+    photos = np.eye(4, dtype=np.float32)  # photo i is the unit vector e_i
+
+    class ValueEncoder:
+        # a value's vector is its score against s1, w1, s2, x
+        rows = {
+            "Shirts": [0.9, 0.8, 0.1, 0.0],  # ranks s1, w1, s2, x: relevant at 1 and 3
+            "Watches": [0.2, 0.1, 0.9, 0.0],  # ranks s2, s1, w1: relevant at 3
+            "Apparel": [0.5, 0.0, 0.6, 0.0],  # ranks s2, s1: both relevant
+            "Blue": [0.0, 1.0, 0.0, 0.5],  # ranks w1, x, s1: relevant at 3
+            "Black": [0.0, 0.9, 1.0, 0.0],  # s2, w1: both relevant
+            "Accessories": [0.0, 1.0, 0.0, 0.0],
+        }
+
+        def encode_texts(self, texts, batch_size=256):  # noqa: ANN001, ANN202
+            return np.array([self.rows[t] for t in texts], dtype=np.float32)
+
+    queries = gallery[:2]  # values of s1 and w1 query: s2's extra value "Black" does not
+    results = evaluate_categories(ValueEncoder(), queries, gallery, photos)  # type: ignore[arg-type]
+    assert set(results) == {"masterCategory", "articleType", "baseColour"}  # no subCategory
+    article = results["articleType"]
+    assert article["queries"] == 2
+    assert article["P@1"] == pytest.approx((1 + 0) / 2)
+    assert article["P@10"] == pytest.approx((2 / 10 + 1 / 10) / 2)
+    assert article["MRR"] == pytest.approx((1 + 1 / 3) / 2)
+    colour = results["baseColour"]  # queries Black (relevant w1, s2) and Blue (s1)
+    assert colour["P@1"] == pytest.approx((1 + 0) / 2)
+    assert colour["MRR"] == pytest.approx((1 + 1 / 3) / 2)
+    assert results["masterCategory"]["P@1"] == 1.0
+    assert selection_score({"R@10": 0.25}, results) == pytest.approx(
+        0.25 + np.mean([m["P@10"] for m in results.values()])
+    )
+    assert "articleType" in format_categories(results)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import training.loop
-from models import load_model
+from models import ArtifactError, load_model
 from training.checkpoint import CHECKPOINT
 from training.config import TrainConfig
 from training.loop import LOG_FILE, MODEL_DIR, train
@@ -20,8 +20,9 @@ class Interrupted(Exception):
     """Stands in for a killed run."""
 
 
-def _log(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+def _log(out: Path, *, timed: bool = True) -> list[dict]:
+    records = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    return records if timed else [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
 def _with_epochs(config: TrainConfig, epochs: int) -> TrainConfig:
@@ -43,7 +44,8 @@ def test_train_writes_an_artifact_a_checkpoint_and_a_log(
     log = _log(tmp_path / "run")
     assert [record["epoch"] for record in log] == [1, 2]
     assert log[0]["best"] is True
-    assert set(log[0]["val"]) == {"text_to_image", "image_to_text"}
+    assert set(log[0]["val"]) == {"text_to_image", "image_to_text", "title_to_photo", "categories"}
+    assert log[0]["time"]["images_per_s"] > 0
     model = load_model(artifact, device="cpu")
     metrics = model.metrics
     assert metrics["config"] == "tiny" and metrics["epoch"] in (1, 2)
@@ -70,7 +72,8 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     assert [record["epoch"] for record in _log(tmp_path / "resumed")] == [1]
 
     train(config, catalog, tmp_path / "resumed", resume=True, device="cpu", progress=False)
-    resumed, straight = _log(tmp_path / "resumed"), _log(tmp_path / "straight")
+    resumed = _log(tmp_path / "resumed", timed=False)
+    straight = _log(tmp_path / "straight", timed=False)
     assert [record["epoch"] for record in resumed] == [1, 2]
     assert resumed == straight  # same losses and validation metrics, epoch by epoch
     got = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
@@ -124,3 +127,64 @@ def test_a_catalogue_too_small_to_train_is_a_clear_error(
             tiny_config, data=replace(tiny_config.data, val_fraction=0.0, test_fraction=0.0)
         )
         train(config, tiny_catalog(1), tmp_path / "run", device="cpu", progress=False)
+
+
+def _multi_field(config: TrainConfig) -> TrainConfig:
+    """The tiny config with shopper-query fields, augmentation and a checkpoint after
+    every batch."""
+    return replace(
+        config,
+        fields={"articleType": 0.5, "colour_article": 0.5, "masterCategory": 0.2},
+        optim=replace(config.optim, epochs=2, augment=True, checkpoint_minutes=0.0),
+    )
+
+
+def test_a_mid_epoch_resume_gives_the_weights_of_an_uninterrupted_run(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _multi_field(tiny_config)
+    train(config, catalog, tmp_path / "straight", device="cpu", progress=False)
+
+    save = training.loop._save_checkpoint
+
+    def killed_after_step_2_of_epoch_2(config, state, out):  # noqa: ANN001, ANN202
+        save(config, state, out)
+        if state.epoch == 1 and state.step == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(training.loop, "_save_checkpoint", killed_after_step_2_of_epoch_2)
+    with pytest.raises(Interrupted):
+        train(config, catalog, tmp_path / "resumed", device="cpu", progress=False)
+    monkeypatch.undo()
+    saved = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
+    assert (saved["epoch"], saved["step"]) == (1, 2)
+
+    train(config, catalog, tmp_path / "resumed", resume=True, device="cpu", progress=False)
+    assert _log(tmp_path / "resumed", timed=False) == _log(tmp_path / "straight", timed=False)
+    got = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
+    want = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=False)
+    assert (got["epoch"], got["step"]) == (want["epoch"], want["step"]) == (2, 0)
+    for name, tensor in want["model"].items():
+        assert torch.equal(got["model"][name], tensor), name
+
+
+def test_init_starts_from_an_artifacts_weights(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+) -> None:
+    config = _with_epochs(tiny_config, 1)
+    first = train(config, catalog, tmp_path / "first", device="cpu", progress=False)
+    zero_lr = replace(config, optim=replace(config.optim, lr=0.0, tower_lr=0.0))
+    again = train(zero_lr, catalog, tmp_path / "again", init=first, device="cpu", progress=False)
+    # nothing learns at lr 0, so the result is the artifact it started from
+    assert load_model(again, device="cpu").model_id == load_model(first, device="cpu").model_id
+
+
+def test_init_refuses_an_artifact_of_another_architecture(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+) -> None:
+    first = train(
+        _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
+    )
+    wider = replace(tiny_config, model=replace(tiny_config.model, embed_dim=16))
+    with pytest.raises(ArtifactError, match="architecture differs.*embed_dim 32.*embed_dim 16"):
+        train(wider, catalog, tmp_path / "b", init=first, device="cpu", progress=False)

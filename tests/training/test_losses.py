@@ -277,8 +277,12 @@ def test_corrnet_matches_loop_reference(lam: float) -> None:
     outputs, _ = _outputs(recons, hx, hz)
     got = corrnet_loss(_t(xv), _t(tv), outputs, lam=lam)
     want = ref_corrnet(
-        xv.tolist(), tv.tolist(), [(a.tolist(), b.tolist()) for a, b in recons],
-        hx.tolist(), hz.tolist(), lam,
+        xv.tolist(),
+        tv.tolist(),
+        [(a.tolist(), b.tolist()) for a, b in recons],
+        hx.tolist(),
+        hz.tolist(),
+        lam,
     )
     _assert_close(got, want)
 
