@@ -7,17 +7,19 @@ import logging
 import sys
 from pathlib import Path
 
-import uvicorn
 from pydantic import ValidationError
 
 from app.errors import ServiceError
 from app.loading import prepare
 from app.main import create_app
+from app.server import run_server
 from app.settings import ENV_PREFIX, Settings
 from indexer.errors import IndexerError
 from models.errors import ModelsError
 
 logger = logging.getLogger(__name__)
+
+STARTUP_FAILURE = 3  # uvicorn's exit code when it cannot start (the port is taken, ...)
 
 EXAMPLES = """\
 examples:
@@ -104,13 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        uvicorn.run(
-            app,
-            host=server.host,
-            port=server.port,
-            log_level=server.log_level,
-            access_log=server.access_log,
-        )
+        started = run_server(app, server)
     finally:
         serving.index.close()
-    return 0
+    return 0 if started else STARTUP_FAILURE

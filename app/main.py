@@ -97,6 +97,7 @@ def create_app(
             max_upload_bytes=settings.limits.max_upload_bytes,
             max_json_bytes=settings.limits.max_json_bytes,
         ),
+        body_timeout_s=settings.server.body_timeout_s,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (search, products, facets, admin, health, ui):
