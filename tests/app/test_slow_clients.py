@@ -58,18 +58,22 @@ def app(make_app: Callable[..., FastAPI]) -> FastAPI:
 
 
 def test_unfinished_headers_get_408_and_are_closed(app: FastAPI) -> None:
-    with serving(app, header_timeout_s=0.5) as port:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            answer = _read_all(sock)  # a socket.timeout here: the connection was kept open
+    with (
+        serving(app, header_timeout_s=0.5) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        answer = _read_all(sock)  # a socket.timeout here: the connection was kept open
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"headers did not arrive in time" in answer
 
 
 def test_a_silent_connection_is_closed(app: FastAPI) -> None:
-    with serving(app, header_timeout_s=0.5) as port:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            assert _read_all(sock).startswith(b"HTTP/1.1 408 ")
+    with (
+        serving(app, header_timeout_s=0.5) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        assert _read_all(sock).startswith(b"HTTP/1.1 408 ")
 
 
 def test_a_stalled_body_gets_408(app: FastAPI) -> None:
@@ -85,19 +89,25 @@ def test_a_stalled_body_gets_408(app: FastAPI) -> None:
 
 
 def test_an_idle_keep_alive_connection_is_closed(app: FastAPI) -> None:
-    with serving(app, keep_alive_s=0.5) as port:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            answer = _read_all(sock)  # one answer, then the server closes
+    with (
+        serving(app, keep_alive_s=0.5) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = _read_all(sock)  # one answer, then the server closes
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1") == 1
 
 
 def _multipart(data: bytes) -> tuple[bytes, str]:
     boundary = "b0undary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
