@@ -11,10 +11,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from models import ModelsError, load_model, read_catalog
+from models.fusion import parse_weights
 from models.artifact import read_metrics, write_metrics
 from training.config import available_configs, load_config
 from training.data import split_products
-from training.evaluate import PROTOCOLS, evaluate_catalog, evaluate_seed, format_table
+from training.evaluate import (
+    PROTOCOLS,
+    TARGETS,
+    evaluate_catalog_tasks,
+    evaluate_seed,
+    format_categories,
+    format_table,
+)
 from training.loop import train
 
 logger = logging.getLogger(__name__)
@@ -24,8 +32,9 @@ TRAIN_EXAMPLE = """example:
   torchrun --nproc_per_node 2 -m fashion_retrieval train --catalog ... --config ... --out ...
 configs: """
 
-EVALUATE_EXAMPLE = """example:
+EVALUATE_EXAMPLE = """examples:
   fashion-retrieval evaluate --model runs/lite0/model --catalog data/sample/catalog.csv --split test --protocol seed
+  fashion-retrieval evaluate --catalog data/sample/catalog.csv --protocol catalog --target image product
 """
 
 
@@ -78,6 +87,19 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     parser.add_argument("--protocol", default="seed", choices=PROTOCOLS)
     parser.add_argument("--gallery-size", type=int, default=1000, help="seed protocol gallery size")
+    parser.add_argument(
+        "--target",
+        nargs="+",
+        choices=TARGETS,
+        default=["image"],
+        help="catalog protocol: search the photos, the product vectors (photo and title "
+        "fused), or both (default: image)",
+    )
+    parser.add_argument(
+        "--product-weights",
+        default="0.9,0.1",
+        help="w_image,w_text of the product vectors (default 0.9,0.1, as the indexer)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled gallery")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     parser.add_argument(
@@ -115,19 +137,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not products:
         print(f"error: the {args.split} split of {args.catalog} is empty", file=sys.stderr)
         return 2
-    if args.protocol == "seed":
-        results = evaluate_seed(model, products, gallery_size=args.gallery_size, seed=args.seed)
-    else:
-        results = evaluate_catalog(model, products, catalog.products)
-    title = f"{args.protocol} protocol, {args.split} split, model {model.model_id}"
-    print(format_table(results, title))
-    report = {
+    report: dict[str, object] = {
         "protocol": args.protocol,
         "split": args.split,
         "model": model.model_id,
         "catalog": str(args.catalog),
-        "results": results,
     }
+    if args.protocol == "seed":
+        results = evaluate_seed(model, products, gallery_size=args.gallery_size, seed=args.seed)
+        print(format_table(results, f"seed protocol, {args.split} split, model {model.model_id}"))
+        report["results"] = results
+    else:
+        weights = parse_weights(args.product_weights)
+        tasks = evaluate_catalog_tasks(
+            model, products, catalog.products, targets=args.target, product_weights=weights
+        )
+        for target, found in tasks.items():
+            title = f"catalog protocol, {args.split} split, target {target}, model {model.model_id}"
+            print(format_table(found["results"], title))
+            print(format_categories(found["categories"]))
+            key = "" if target == "image" else f"{target}_"
+            report[f"{key}results"] = found["results"]
+            report[f"{key}categories"] = found["categories"]
+        if "product" in tasks:
+            report["product_weights"] = list(weights)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models import JointModel, Product
+from models import JointModel, Product, fuse
 from training.metrics import precision_summary, ranked_relevance, summarise
 from training.queries import MISSING
 
@@ -158,6 +158,48 @@ def format_categories(results: dict[str, dict[str, float]], title: str = "") -> 
             f"{field:<16}{m['P@1']:>10.4f}{m['P@10']:>10.4f}{m['MRR']:>10.4f}{m['queries']:>10.0f}"
         )
     return "\n".join(lines)
+
+
+TARGETS = ("image", "product")
+
+
+def evaluate_catalog_tasks(
+    model: JointModel,
+    queries: Sequence[Product],
+    gallery: Sequence[Product],
+    *,
+    targets: Sequence[str] = ("image",),
+    product_weights: Sequence[float] = (0.9, 0.1),
+    batch_size: int = 128,
+) -> dict[str, dict]:
+    """The catalogue-scale tasks for each search target, encoding the gallery once.
+
+    target "image": the gallery's photos (both directions of `evaluate_catalog`, and the
+    category tasks); "product": its product vectors (models.fuse of photo and title, as
+    the indexer builds them), title->product and the category tasks. A title query finds
+    its own title inside a product vector, so the product target's title task measures
+    the search a shopper gets, not how well photos alone are understood.
+    -> {target: {"results": {...}, "categories": {...}}}
+    """
+    gallery = list(gallery)
+    photos = model.encode_images([p.image for p in gallery], batch_size=batch_size)
+    out: dict[str, dict] = {}
+    for target in targets:
+        if target == "image":
+            embeddings = photos
+        elif target == "product":
+            titles = model.encode_texts([p.text for p in gallery], batch_size=batch_size)
+            embeddings = fuse(photos, titles, product_weights)
+        else:
+            raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+        results = evaluate_catalog(
+            model, queries, gallery, batch_size=batch_size, gallery_embeddings=(embeddings, None)
+        )
+        if target != "image":  # photos query titles: the product target has no such side
+            del results["image_to_text"]
+        categories = evaluate_categories(model, queries, gallery, embeddings, batch_size=batch_size)
+        out[target] = {"results": results, "categories": categories}
+    return out
 
 
 def format_table(results: dict[str, dict[str, float]], title: str = "") -> str:

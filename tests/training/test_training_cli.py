@@ -126,6 +126,40 @@ def test_evaluate_catalog_protocol_and_save_to_model(
     assert set(saved["results"]) == DIRECTIONS
     # text->image ranks every product of the catalogue
     assert saved["results"]["text_to_image"]["gallery"] == 200
+    assert set(saved["categories"]) == {
+        "masterCategory",
+        "subCategory",
+        "articleType",
+        "baseColour",
+    }
+    assert "product_results" not in saved
+
+
+def test_evaluate_product_target_fuses_photos_and_titles(
+    trained: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    catalog, out = trained
+    common = ["evaluate", "--model", str(out / MODEL_DIR), "--catalog", str(catalog)]
+    common += ["--protocol", "catalog", "--split", "val", "--device", "cpu"]
+    both = tmp_path / "both.json"
+    assert cli.main([*common, "--target", "image", "product", "--json", str(both)]) == 0
+    printed = capsys.readouterr().out
+    assert "target image" in printed and "target product" in printed
+    report = json.loads(both.read_text())
+    assert set(report["product_results"]) == {"text_to_image"}
+    assert report["product_weights"] == [0.9, 0.1]
+    # all weight on the photo: product vectors are the photos, so the scores agree
+    photo_only = tmp_path / "photo-only.json"
+    args = ["--target", "product", "--product-weights", "1,0", "--json", str(photo_only)]
+    assert cli.main([*common, *args]) == 0
+    same = json.loads(photo_only.read_text())
+    for field, metrics in report["categories"].items():
+        assert same["product_categories"][field] == pytest.approx(metrics)
+    assert same["product_results"]["text_to_image"] == pytest.approx(
+        report["results"]["text_to_image"]
+    )
+    assert cli.main([*common, "--target", "product", "--product-weights", "0.9"]) == 2
+    assert "two numbers" in capsys.readouterr().err
 
 
 def test_resume_continues_and_refuses_another_config(
