@@ -42,6 +42,12 @@ class InvalidFiltersError(ServiceError):
     status_code = 422
 
 
+class TargetUnavailableError(ServiceError):
+    """The served index has no vectors for the target asked (product, on an old index)."""
+
+    status_code = 409
+
+
 class InvalidUploadError(ServiceError):
     status_code = 422
 

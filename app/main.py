@@ -21,6 +21,7 @@ from app.limits import BodySizeLimitMiddleware, body_limits
 from app.loading import IndexOpener, Serving, open_checked, prepare
 from app.metrics import Metrics, MetricsMiddleware
 from app.protocols import Encoder, SearchIndex
+from app.query_cache import QueryCache
 from app.reloader import Reloader
 from app.routes import admin, facets, health, products, search, ui
 from app.search import SearchService
@@ -51,11 +52,20 @@ async def _lifespan(
     # An index handed in by the caller stays the caller's to close.
     holder = IndexHolder(serving.index, owned=index is None)
     service = SearchService(
-        serving.model, holder, metrics, batching=settings.batching, limits=settings.limits
+        serving.model,
+        holder,
+        metrics,
+        batching=settings.batching,
+        limits=settings.limits,
+        query_cache=QueryCache(settings.query_cache.size),
     )
     service.start()
     app.state.reloader = Reloader(
-        holder, partial(_reopen, serving), metrics, model_id=serving.model.model_id
+        holder,
+        partial(_reopen, serving),
+        metrics,
+        model_id=serving.model.model_id,
+        on_swap=service.model_changed,
     )
     metrics.set_serving(model_id=serving.model.model_id, index_size=len(serving.index))
     app.state.service = service

@@ -65,6 +65,14 @@ class Metrics:
         self.reloads = Counter(
             "fashion_index_reloads", "Index reloads, by outcome.", ["outcome"], registry=r
         )
+        self.query_cache = Counter(
+            "fashion_query_cache",
+            "Text queries looked up in the embedding cache, by result (hit or miss).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("hit", "miss"):  # both series exist from the start, at 0
+            self.query_cache.labels(result)
 
     def observe_encode(self, modality: str, batch_size: int, seconds: float) -> None:
         self.encode_seconds.labels(modality).observe(seconds)

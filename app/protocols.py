@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from app.schemas import Target
+
 Filters = Mapping[str, str | Sequence[str]]
 
 
@@ -64,7 +66,24 @@ class SearchIndex(Protocol):
     @property
     def manifest(self) -> Manifest: ...
 
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """What this index can search: "image", "text", and "product" when it has them."""
+        ...
+
     def __len__(self) -> int: ...
+
+    def search(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+    ) -> list[list[Any]]:
+        """vectors (Q, D) float32 -> per query, up to k Hits over the target, best first."""
+        ...
+
+    def similar(
+        self, product_id: str, k: int, filters: Filters | None = None, *, target: Target
+    ) -> list[Any]:
+        """Up to k Hits nearest the product's own vector, without it and its duplicates."""
+        ...
 
     def search_images(
         self, vectors: np.ndarray, k: int, filters: Filters | None = None

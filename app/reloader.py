@@ -26,11 +26,15 @@ class Reloader:
         metrics: Metrics,
         *,
         model_id: str,
+        on_swap: Callable[[], None] | None = None,
     ) -> None:
+        """`on_swap` runs after each swap (the service drops cached query embeddings of
+        a model no longer serving)."""
         self._holder = holder
         self._open_latest = open_latest
         self._metrics = metrics
         self._model_id = model_id
+        self._on_swap = on_swap
         self._lock = asyncio.Lock()
 
     async def reload(self) -> ReloadResponse:
@@ -48,6 +52,8 @@ class Reloader:
                 ) from exc
             previous_products = len(self._holder.current)
             self._holder.swap(index)  # the old index closes when its last request ends
+            if self._on_swap is not None:
+                self._on_swap()
             self._metrics.reloads.labels("ok").inc()
             self._metrics.set_serving(model_id=self._model_id, index_size=len(index))
             took_ms = (time.perf_counter() - started) * 1000.0

@@ -10,7 +10,9 @@ MAX_QUERY_CHARS = 512
 MAX_K = 100
 DEFAULT_K = 10
 
-Target = Literal["image", "text"]
+# The side of the catalogue searched: product photos, titles, or product vectors (photo
+# and title fused at index build; absent from indices built before them).
+Target = Literal["image", "text", "product"]
 
 
 def _value_list(value: object) -> list[str]:
@@ -45,7 +47,9 @@ class TextSearchRequest(BaseModel):
     ]
     k: K = DEFAULT_K
     target: Target = Field(
-        default="image", description='"image": search product photos; "text": product titles.'
+        default="image",
+        description='"image": search product photos; "text": product titles; "product": '
+        "product vectors (photo and title together).",
     )
     filters: Filters | None = Field(
         default=None,
@@ -78,6 +82,7 @@ class Facets(BaseModel):
     attributes: dict[str, list[str]]
     count: int
     model: str
+    targets: list[Target] = Field(description="The targets the served index can search.")
 
 
 class Health(BaseModel):

@@ -1,7 +1,8 @@
 """The search service: encode a query (micro-batched), search the index, fill in products.
 
-Routes call `search_text` / `search_image`; everything slow runs in worker threads so
-the event loop keeps answering other requests.
+Routes call `search_text` / `search_image` / `similar`; everything slow runs in worker
+threads so the event loop keeps answering other requests. Text-query embeddings are
+kept in an LRU cache (app/query_cache.py), so a popular query is encoded once.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 from PIL import Image
 
 from app.batcher import MicroBatcher
-from app.errors import InvalidFiltersError
+from app.errors import InvalidFiltersError, ProductNotFoundError, TargetUnavailableError
 from app.holder import IndexHolder
 from app.metrics import Metrics
-from app.protocols import Encoder, SearchIndex
+from app.protocols import Encoder, Hit, SearchIndex
+from app.query_cache import QueryCache, normalise_query
 from app.schemas import SearchResponse, SearchResult, Target
 from app.settings import BatchingSettings, LimitSettings
 from models.images import open_image
@@ -40,10 +42,12 @@ class SearchService:
         *,
         batching: BatchingSettings,
         limits: LimitSettings | None = None,
+        query_cache: QueryCache | None = None,
     ) -> None:
         self.model = model
         self.holder = holder
         self.metrics = metrics
+        self.query_cache = query_cache if query_cache is not None else QueryCache(0)
         limits = limits or LimitSettings()
         self._max_image_pixels = limits.max_image_pixels
         # One encoding thread: batches take turns on the cores instead of fighting for them.
@@ -97,9 +101,26 @@ class SearchService:
     ) -> SearchResponse:
         started = time.perf_counter()
         with self.holder.lease() as index:
-            self._check_filters(index, filters)
-            vector = await self._texts.submit(query)
+            self._check_request(index, target, filters)
+            vector = await self._text_vector(normalise_query(query))
             return await self._search(index, vector, started, k=k, target=target, filters=filters)
+
+    async def _text_vector(self, query: str) -> np.ndarray:
+        """The embedding of a normalised query: from the cache, else encoded and cached."""
+        cache = self.query_cache
+        if cache.size <= 0:
+            return await self._texts.submit(query)
+        model_id = self.model.model_id
+        vector = cache.get(model_id, query)
+        self.metrics.query_cache.labels("miss" if vector is None else "hit").inc()
+        if vector is None:
+            vector = await self._texts.submit(query)
+            cache.put(model_id, query, vector)
+        return vector
+
+    def model_changed(self) -> None:
+        """Forget the cached query embeddings of any model but the one serving now."""
+        self.query_cache.keep_model(self.model.model_id)
 
     async def search_image(
         self, data: bytes, *, k: int, target: Target, filters: Mapping[str, Any] | None
@@ -108,7 +129,7 @@ class SearchService:
         a complete image of an accepted format within the pixel budget."""
         started = time.perf_counter()
         with self.holder.lease() as index:
-            self._check_filters(index, filters)
+            self._check_request(index, target, filters)
             image = await self.decode(data)
             vector = await self._images.submit(image)
             return await self._search(index, vector, started, k=k, target=target, filters=filters)
@@ -140,10 +161,43 @@ class SearchService:
         target: Target,
         filters: Mapping[str, Any] | None,
     ) -> list[SearchResult]:
-        search = index.search_images if target == "image" else index.search_texts
         started = time.perf_counter()
-        hits = search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k, filters)[0]
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        hits = index.search(query, k, filters, target=target)[0]
         self.metrics.search_seconds.labels(target).observe(time.perf_counter() - started)
+        return self._results(index, hits)
+
+    async def similar(
+        self, product_id: str, *, k: int, target: Target, filters: Mapping[str, Any] | None
+    ) -> SearchResponse:
+        """The k products nearest to product_id's own vector of target, without the
+        product and its exact duplicates; ProductNotFoundError for an unknown id."""
+        started = time.perf_counter()
+        with self.holder.lease() as index:
+            self._check_request(index, target, filters)
+            results = await asyncio.to_thread(
+                self._similar_sync, index, product_id, k, target, filters
+            )
+        took_ms = (time.perf_counter() - started) * 1000.0
+        return SearchResponse(results=results, took_ms=round(took_ms, 3), model=self.model_id)
+
+    def _similar_sync(
+        self,
+        index: SearchIndex,
+        product_id: str,
+        k: int,
+        target: Target,
+        filters: Mapping[str, Any] | None,
+    ) -> list[SearchResult]:
+        if index.get_products([product_id])[0] is None:
+            raise ProductNotFoundError(f"no product with id {product_id!r}")
+        started = time.perf_counter()
+        hits = index.similar(product_id, k, filters, target=target)
+        self.metrics.search_seconds.labels(target).observe(time.perf_counter() - started)
+        return self._results(index, hits)
+
+    @staticmethod
+    def _results(index: SearchIndex, hits: list[Hit]) -> list[SearchResult]:
         products = index.get_products([hit.id for hit in hits])
         return [
             SearchResult(
@@ -157,7 +211,16 @@ class SearchService:
             if product is not None  # deleted between search and lookup
         ]
 
-    def _check_filters(self, index: SearchIndex, filters: Mapping[str, Any] | None) -> None:
+    def _check_request(
+        self, index: SearchIndex, target: Target, filters: Mapping[str, Any] | None
+    ) -> None:
+        """Refuse, before any encoding, a target the index lacks and unknown filters."""
+        if target not in index.targets:
+            raise TargetUnavailableError(
+                f"the index being served has no {target!r} vectors (it was built before "
+                "product vectors existed); rebuild it with `fashion-retrieval index build` "
+                f"and reload, or search target {' or '.join(repr(t) for t in index.targets)}"
+            )
         if not filters:
             return
         known = self.facets(index)

@@ -104,6 +104,15 @@ class BatchingSettings(BaseModel):
     )
 
 
+class QueryCacheSettings(BaseModel):
+    size: int = Field(
+        default=4096,
+        ge=0,
+        description="Text-query embeddings kept in memory (LRU, ~2 KB each at 512-d); "
+        "0 turns the cache off.",
+    )
+
+
 class AdminSettings(BaseModel):
     token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin/*; empty = admin endpoints off."
@@ -126,6 +135,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    query_cache: QueryCacheSettings = Field(default_factory=QueryCacheSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @property

@@ -12,4 +12,9 @@ router = APIRouter(prefix="/v1", tags=["catalogue"])
 
 @router.get("/facets")
 def get_facets(service: ServiceDep, index: IndexDep) -> Facets:
-    return Facets(attributes=service.facets(index), count=len(index), model=service.model_id)
+    return Facets(
+        attributes=service.facets(index),
+        count=len(index),
+        model=service.model_id,
+        targets=list(index.targets),
+    )

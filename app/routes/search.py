@@ -5,19 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
-from pydantic import ValidationError
 
 from app.deps import JsonBody, MultipartBody, ServiceDep, SettingsDep
 from app.errors import (
-    InvalidFiltersError,
     InvalidUploadError,
     UnsupportedMediaTypeError,
     UploadTooLargeError,
-    describe_validation_errors,
 )
+from app.filters import parse_filters_json
 from app.schemas import (
     DEFAULT_K,
-    FILTERS_ADAPTER,
     MAX_K,
     SearchResponse,
     Target,
@@ -32,7 +29,8 @@ ACCEPTED_UPLOAD_TYPES = ("image/", "application/octet-stream")
 
 @router.post("/text", dependencies=[JsonBody])
 async def search_text(body: TextSearchRequest, service: ServiceDep) -> SearchResponse:
-    """Text query: target "image" = text->image search, "text" = similar titles."""
+    """Text query: target "image" = text->image search, "text" = similar titles,
+    "product" = products by photo and title together."""
     return await service.search_text(
         body.query, k=body.k, target=body.target, filters=body.filters or None
     )
@@ -47,7 +45,8 @@ async def search_image(
     target: Annotated[Target, Form()] = "text",
     filters: Annotated[str | None, Form(description="JSON object, as in /v1/search/text")] = None,
 ) -> SearchResponse:
-    """Photo query: target "text" = image->text search, "image" = similar photos."""
+    """Photo query: target "text" = image->text search, "image" = similar photos,
+    "product" = products by photo and title together."""
     content_type = (file.content_type or "").lower()
     if content_type and not content_type.startswith(ACCEPTED_UPLOAD_TYPES):
         raise UnsupportedMediaTypeError(
@@ -61,18 +60,4 @@ async def search_image(
     data = await file.read()
     if not data:
         raise InvalidUploadError("file is empty; upload an image")
-    return await service.search_image(data, k=k, target=target, filters=_parse_filters(filters))
-
-
-def _parse_filters(raw: str | None) -> dict[str, list[str]] | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return FILTERS_ADAPTER.validate_json(raw) or None
-    except ValidationError as exc:
-        problems = describe_validation_errors(
-            [{**e, "loc": ("filters", *e["loc"])} for e in exc.errors()]
-        )
-        raise InvalidFiltersError(
-            f'filters must be a JSON object like {{"gender": "Men"}}: {problems}'
-        ) from exc
+    return await service.search_image(data, k=k, target=target, filters=parse_filters_json(filters))

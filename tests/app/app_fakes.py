@@ -22,6 +22,7 @@ from PIL import Image
 
 from app.settings import Settings
 from models.catalog import Product, read_catalog
+from models.fusion import fuse
 from models.images import open_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,11 +91,18 @@ class FakeIndex:
         *,
         model_id: str | None = None,
         search_delay_s: float = 0.0,
+        with_products: bool = True,
     ) -> None:
+        """`with_products=False`: like an index built before product vectors existed."""
         self.products = {p.id: p for p in products}
         self._ids = [p.id for p in products]
-        self._image_vectors = encoder.encode_images([p.image for p in products])
-        self._text_vectors = encoder.encode_texts([p.text for p in products])
+        self._vectors = {
+            "image": encoder.encode_images([p.image for p in products]),
+            "text": encoder.encode_texts([p.text for p in products]),
+        }
+        if with_products:
+            self._vectors["product"] = fuse(self._vectors["image"], self._vectors["text"])
+        self.targets = tuple(self._vectors)
         self.manifest = SimpleNamespace(model_id=model_id or encoder.model_id, count=len(products))
         self.search_delay_s = search_delay_s
         self.closed = False
@@ -131,11 +139,26 @@ class FakeIndex:
         self._check_open()
         return results
 
+    def search(self, vectors: np.ndarray, k: int, filters=None, *, target) -> list[list[Hit]]:
+        return self._search(self._vectors[target], vectors, k, filters)
+
     def search_images(self, vectors: np.ndarray, k: int, filters=None) -> list[list[Hit]]:
-        return self._search(self._image_vectors, vectors, k, filters)
+        return self.search(vectors, k, filters, target="image")
 
     def search_texts(self, vectors: np.ndarray, k: int, filters=None) -> list[list[Hit]]:
-        return self._search(self._text_vectors, vectors, k, filters)
+        return self.search(vectors, k, filters, target="text")
+
+    def similar(self, product_id: str, k: int, filters=None, *, target) -> list[Hit]:
+        """Nearest to the product's own vector, without it and products of the same photo."""
+        own = self.products[product_id]
+        matrix = self._vectors[target]
+        rows = self._search(
+            matrix, matrix[self._ids.index(product_id)][None], len(self._ids), filters
+        )
+        same = {
+            i for i, p in self.products.items() if p.image.read_bytes() == own.image.read_bytes()
+        }
+        return [hit for hit in rows[0] if hit.id not in same][:k]
 
     def get_products(self, ids: Sequence[str]) -> list[Product | None]:
         self._check_open()

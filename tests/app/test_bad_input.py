@@ -34,7 +34,7 @@ def _detail(response, status: int) -> str:  # type: ignore[no-untyped-def]
         ({"query": "shirt", "k": 0}, 422, ["k", "greater than or equal to 1"]),
         ({"query": "shirt", "k": 101}, 422, ["k", "less than or equal to 100"]),
         ({"query": "shirt", "k": "ten"}, 422, ["k", "integer"]),
-        ({"query": "shirt", "target": "video"}, 422, ["target", "'image' or 'text'"]),
+        ({"query": "shirt", "target": "video"}, 422, ["target", "'image', 'text' or 'product'"]),
         ({"query": "shirt", "filters": {"colour": "Red"}}, 422, ["unknown filter", "colour"]),
         ({"query": "shirt", "filters": {"gender": 3}}, 422, ["filters.gender"]),
         ({"query": "shirt", "filters": {"gender": []}}, 422, ["filters.gender"]),
