@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from app.errors import (
     AdminDisabledError,
@@ -16,6 +17,7 @@ from app.errors import (
     UnsupportedMediaTypeError,
 )
 from app.metrics import Metrics
+from app.openapi import BEARER
 from app.protocols import SearchIndex
 from app.reloader import Reloader
 from app.search import SearchService
@@ -50,16 +52,19 @@ async def lease_index(
         yield index
 
 
-def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+def require_admin(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> None:
     expected = settings.admin_token
     if expected is None:
         raise AdminDisabledError(
             "admin endpoints are off: no admin token is configured (set FASHION_ADMIN__TOKEN)"
         )
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise UnauthorizedError("send the admin token as `Authorization: Bearer <token>`")
-    if not secrets.compare_digest(token.strip().encode(), expected.encode()):
+    if not secrets.compare_digest(token.encode(), expected.encode()):
         raise ForbiddenError("the admin token is wrong")
 
 

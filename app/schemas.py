@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 MAX_QUERY_CHARS = 512
 MAX_K = 100
@@ -28,7 +36,20 @@ def _value_list(value: object) -> list[str]:
     return values
 
 
-FilterValues = Annotated[list[str], BeforeValidator(_value_list)]
+_VALUE_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
+# A string or a list of them, as the validator above takes them (one list after it).
+FilterValues = Annotated[
+    list[str],
+    BeforeValidator(_value_list),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _VALUE_SCHEMA,
+                {"type": "array", "items": _VALUE_SCHEMA, "minItems": 1, "maxItems": 100},
+            ]
+        }
+    ),
+]
 Filters = Annotated[
     dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], FilterValues],
     Field(max_length=20),

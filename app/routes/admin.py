@@ -5,9 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import AdminDep, ReloaderDep
+from app.openapi import BODY_ERRORS, errors
 from app.schemas import ReloadResponse
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[AdminDep],
+    responses=errors(*BODY_ERRORS, 401, 403, 404, 409, 503),
+)
 
 
 @router.post("/reload")

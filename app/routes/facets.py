@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import IndexDep, ServiceDep
+from app.openapi import errors
 from app.schemas import Facets
 
-router = APIRouter(prefix="/v1", tags=["catalogue"])
+router = APIRouter(prefix="/v1", tags=["catalogue"], responses=errors(503))
 
 
 @router.get("/facets")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.deps import MetricsDep
 from app.errors import NotReadyError
+from app.openapi import errors
 from app.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -17,7 +18,7 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"description": "model or index not loaded"}})
+@router.get("/readyz", responses=errors(503))
 def readyz(request: Request) -> Readiness:
     """200 once the model and the index are loaded, else 503."""
     service = getattr(request.app.state, "service", None)

@@ -12,11 +12,15 @@ from fastapi.responses import FileResponse
 from app.deps import IndexDep, ServiceDep
 from app.errors import ProductNotFoundError
 from app.filters import merge_query_filters
+from app.openapi import errors
 from app.protocols import Product, SearchIndex
 from app.schemas import DEFAULT_K, MAX_K, ProductPublic, SearchResponse, Target
 from app.search import image_url
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = APIRouter(prefix="/v1/products", tags=["products"], responses=errors(404, 422, 503))
+
+# Catalogue photos as the service sends them (by file extension).
+PHOTO_TYPES: dict[str, dict] = {t: {} for t in ("image/jpeg", "image/png", "image/webp", "image/gif")}
 
 # Product photos change only with a new index, which gives them new ETags.
 IMAGE_CACHE_CONTROL = "public, max-age=86400"
@@ -40,7 +44,11 @@ def get_product(product_id: str, index: IndexDep) -> ProductPublic:
     )
 
 
-@router.get("/{product_id}/image", response_class=FileResponse)
+@router.get(
+    "/{product_id}/image",
+    response_class=FileResponse,
+    responses={200: {"description": "The photo.", "content": PHOTO_TYPES}},
+)
 def get_product_image(product_id: str, index: IndexDep) -> FileResponse:
     product = _find(index, product_id)
     path = Path(product.image)

@@ -13,6 +13,7 @@ from app.errors import (
     UploadTooLargeError,
 )
 from app.filters import parse_filters_json
+from app.openapi import BODY_ERRORS, errors
 from app.schemas import (
     DEFAULT_K,
     MAX_K,
@@ -21,7 +22,9 @@ from app.schemas import (
     TextSearchRequest,
 )
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(
+    prefix="/v1/search", tags=["search"], responses=errors(*BODY_ERRORS, 409, 415, 422, 503)
+)
 
 # Browsers and curl label uploads loosely; the bytes decide, these just rule out the obvious.
 ACCEPTED_UPLOAD_TYPES = ("image/", "application/octet-stream")
@@ -40,7 +43,7 @@ async def search_text(body: TextSearchRequest, service: ServiceDep) -> SearchRes
 async def search_image(
     service: ServiceDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF (first frame), ...")],
+    file: Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF (first frame) photo")],
     k: Annotated[int, Form(ge=1, le=MAX_K)] = DEFAULT_K,
     target: Annotated[Target, Form()] = "text",
     filters: Annotated[str | None, Form(description="JSON object, as in /v1/search/text")] = None,
