@@ -28,7 +28,7 @@ def test_every_endpoint(live_server: LiveServer, sample_catalog: Path) -> None:
         assert client.get("/readyz").json()["products"] == 1000
         page = client.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        for asset in ("/static/app.js", "/static/app.css"):
+        for asset in ("/static/app.js", "/static/url-state.js", "/static/app.css"):
             assert client.get(asset).status_code == 200
         assert "gender" in client.get("/v1/facets").json()["attributes"]
         text = client.post("/v1/search/text", json={"query": "black jacket", "k": 4})

@@ -87,6 +87,7 @@ def page(browser_context, live_server: LiveServer):  # type: ignore[no-untyped-d
 
 
 def test_text_query_shows_a_grid_of_photos(page) -> None:  # type: ignore[no-untyped-def]
+    assert page.is_checked('input[name="target"][value="product"]')  # text: products first
     page.fill("#query", "black jacket")
     page.click("#search-button")
     page.wait_for_selector(".grid .result img")
@@ -127,7 +128,7 @@ def test_drag_and_drop_a_photo(page, sample_catalog: Path) -> None:  # type: ign
         }""",
         data,
     )
-    page.wait_for_selector(".grid .result img")  # target is still "photos": a grid
+    page.wait_for_selector(".grid .result img")  # target is still "products": a grid
     page.wait_for_function(ALL_IMAGES_LOADED)
     assert page.locator(".grid .result").count() == 10
 
@@ -139,3 +140,87 @@ def test_errors_are_shown_not_thrown(page) -> None:  # type: ignore[no-untyped-d
     page.wait_for_selector("#message.error")
     assert page.locator("#results .result").count() == 0
     assert "not a readable image" in page.locator("#message").text_content()
+
+
+RESULT_IDS = "[...document.querySelectorAll('#results .result')].map((r) => r.dataset.id)"
+SHOWS_IDS = f"(ids) => JSON.stringify({RESULT_IDS}) === JSON.stringify(ids)"
+API_TEXT_SEARCH = """
+async (body) => {
+  const response = await fetch('/v1/search/text', {
+    method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+  return (await response.json()).results.map((r) => r.id);
+}
+"""
+
+
+def _shown_ids(page) -> list[str]:  # type: ignore[no-untyped-def]
+    page.wait_for_function(ALL_IMAGES_LOADED)
+    return page.evaluate(RESULT_IDS)
+
+
+def test_a_link_runs_its_search_and_back_returns_to_it(page, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    page.goto(live_server.url + "/?q=black+jacket&target=image&k=5&gender=Women")
+    shared = _shown_ids(page)
+    expected = page.evaluate(
+        API_TEXT_SEARCH,
+        {"query": "black jacket", "k": 5, "target": "image", "filters": {"gender": "Women"}},
+    )
+    assert shared == expected and len(shared) == 5  # the link shows the same results
+    assert page.input_value("#query") == "black jacket" and page.input_value("#k") == "5"
+    assert page.input_value("#gender") == "Women"
+    assert page.is_checked('input[name="target"][value="image"]')
+
+    page.fill("#query", "red dress")
+    page.click("#search-button")
+    page.wait_for_url("**q=red+dress**")
+    page.wait_for_function("document.querySelector('#results .result')")
+    second = _shown_ids(page)
+    page.go_back()
+    page.wait_for_url("**q=black+jacket**")
+    page.wait_for_function(SHOWS_IDS, arg=shared)
+    assert page.input_value("#query") == "black jacket"
+    page.go_forward()
+    page.wait_for_url("**q=red+dress**")
+    page.wait_for_function(SHOWS_IDS, arg=second)
+
+
+def test_similar_action_and_back(page) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#query", "blue shirt")
+    page.click("#search-button")
+    page.wait_for_selector(".grid .result button.similar")
+    first = _shown_ids(page)
+    page.click(f'.result[data-id="{first[0]}"] button.similar')
+    page.wait_for_url(f"**similar={first[0]}**")
+    page.wait_for_function(
+        f"(id) => !{RESULT_IDS}.includes(id) && {RESULT_IDS}.length === 10", arg=first[0]
+    )
+    page.wait_for_selector("#similar-to:not([hidden]) #similar-to-title")
+    assert page.text_content("#similar-to-title").strip()
+    assert page.input_value("#query") == ""
+    page.go_back()
+    page.wait_for_url("**q=blue+shirt**")
+    page.wait_for_function(SHOWS_IDS, arg=first)
+    assert not page.locator("#similar-to").is_visible()
+
+
+def test_a_photo_is_not_put_in_the_url(page, sample_catalog: Path) -> None:  # type: ignore[no-untyped-def]
+    product = read_catalog(sample_catalog).products[5]
+    page.set_input_files("#file", str(product.image))
+    page.wait_for_function(ALL_IMAGES_LOADED)
+    assert "q=" not in page.url and "similar=" not in page.url
+    assert page.is_visible("#photo-not-in-link")
+    assert "not include it" in page.text_content("#photo-not-in-link")
+
+
+def test_without_product_vectors_the_page_searches_photos(page, live_server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    def old_index_facets(route) -> None:  # type: ignore[no-untyped-def]
+        # As an index built before product vectors answers.
+        facets = route.fetch().json()
+        route.fulfill(json={**facets, "targets": ["image", "text"]})
+
+    page.route("**/v1/facets", old_index_facets)
+    page.goto(live_server.url + "/?q=black+jacket&target=product")
+    page.wait_for_function(ALL_IMAGES_LOADED)
+    assert page.is_checked('input[name="target"][value="image"]')
+    assert not page.is_visible("#target-product")
+    assert "target=image" in page.url  # the address says what ran
