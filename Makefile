@@ -10,11 +10,11 @@ TEST_STAMP := $(VENV)/.test-installed-$(shell cat pyproject.toml | sha256sum | c
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[cpu]"
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[cpu,test]"
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

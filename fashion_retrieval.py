@@ -31,6 +31,12 @@ Run `fashion-retrieval COMMAND --help` for a command's options and an example.""
 )
 
 
+FAISS_MISSING = (
+    "fashion-retrieval: error: FAISS is not installed; install the project with exactly one "
+    'of its extras: pip install "fashion-retrieval[cpu]" or "fashion-retrieval[gpu]"'
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -43,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     module_name, keep_name, _ = COMMANDS[argv[0]]
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != "faiss":
+            raise
+        print(FAISS_MISSING, file=sys.stderr)
+        return 1
     return int(module.main(argv if keep_name else argv[1:]))
 
 
