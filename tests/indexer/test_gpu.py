@@ -107,3 +107,24 @@ def test_gpu_search_past_its_k_limit_falls_back_to_exact_on_a_cpu_copy(
         hits = index.search_images(queries, 12, filters=filters)
         assert [[h.id for h in row] for row in hits] == [[i for i, _ in r] for r in expected]
         assert [len(row) for row in index.search_texts(queries, 8)] == [8, 8, 8]
+
+
+def test_similar_on_a_gpu_like_index_matches_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, built_index, small_catalog, fake_encoder
+) -> None:
+    """A GPU index cannot reconstruct the product's own vector nor take the exclusions
+    as a selector: the CPU copy gives the vector, the deep search filters."""
+    product_id = reference_for(small_catalog, fake_encoder).ids[3]
+    with open_index(built_index, device="cpu") as index:
+        expected = {
+            target: index.similar(product_id, 12, {"gender": "Men"}, target=target)
+            for target in ("image", "product")
+        }
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", _GpuLikeIndex, raising=False)
+    monkeypatch.setattr("indexer.knn.GPU_MAX_K", 8)
+    with open_index(built_index) as index:
+        assert index.placement == "gpu"
+        for target, hits in expected.items():
+            got = index.similar(product_id, 12, {"gender": "Men"}, target=target)  # type: ignore[arg-type]
+            assert [h.id for h in got] == [h.id for h in hits] and len(got) == 12
