@@ -66,7 +66,7 @@ def main() -> None:
     before = rss_bytes()
     index = open_index(out, device="cpu", expected_model_id=model.model_id)
     loaded = rss_bytes() - before
-    raw = 2 * len(index) * model.embed_dim * 4
+    raw = len(index.targets) * len(index) * model.embed_dim * 4  # one set per target
     gender = products[0].attributes.get("gender")
     rows = [
         ("products", f"{len(index):,}"),
