@@ -17,17 +17,20 @@ from indexer.encode import DEFAULT_BATCH_SIZE, EncodedProducts, Encoder
 from indexer.faiss_index import IndexSpec, check_spec, choose_index_spec, create_index
 from indexer.manifest import IMAGES_INDEX, PRODUCTS_INDEX, STORE_NAME, TEXTS_INDEX, Manifest
 from indexer.publish import prune_versions, publish, remove_failed, write_lock
+from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
 from indexer.store import ProductStore
 from indexer.versions import (
     CACHE_DIR,
     BuildReport,
     encode_with_cache,
     finish_version,
+    kept_products,
     partial_version,
     product_records,
 )
 from models.catalog import Product, read_catalog
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, check_weights, fuse
+from models.images import DEFAULT_MAX_PIXELS
 
 
 def _write_version(
@@ -72,17 +75,23 @@ def build_index(
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    max_skipped: str | int = DEFAULT_MAX_SKIPPED,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> BuildReport:
     """Encode every product of the catalogue and publish a new version in out_dir.
 
     index_type: a FAISS factory string (default: chosen by catalogue size);
     copy_images: copy product images into the version, for a self-contained index;
     product_weights: (w_image, w_text) of the product vectors (models.fusion.fuse),
-    recorded in the manifest so that updates fuse new products the same way.
+    recorded in the manifest so that updates fuse new products the same way;
+    max_skipped: how many rows (25) or what share of them ("1%") may be skipped, as
+    malformed or for a photo that is missing, unreadable or over `max_image_pixels`,
+    before the build fails and publishes nothing.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     weights = check_weights(product_weights)  # before hours of encoding
+    limit = parse_max_skipped(max_skipped)
     catalog = read_catalog(catalog_path)
     products = catalog.products
     spec = choose_index_spec(len(products), index_type)
@@ -92,10 +101,12 @@ def build_index(
     with write_lock(out_dir):
         remove_failed(out_dir)
         cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
-        encoded = encode_with_cache(products, model, cache, batch_size, progress)
+        encoded = encode_with_cache(products, model, cache, batch_size, progress, max_image_pixels)
+        kept, skipped = kept_products(products, encoded, catalog.skipped, limit)
+        check_spec(spec, model.embed_dim, len(kept))
         with partial_version(out_dir) as partial:
             manifest = _write_version(
-                partial, spec, products, encoded, model.model_id, copy_images, weights
+                partial, spec, kept, encoded, model.model_id, copy_images, weights
             )
             final = publish(out_dir, partial)
         prune_versions(out_dir)
@@ -104,7 +115,8 @@ def build_index(
         manifest,
         encoded.encoded_images,
         encoded.encoded_texts,
-        skipped_rows=len(catalog.skipped),
-        added=len(products),
+        skipped_rows=len(skipped),
+        added=len(kept),
         seconds=time.perf_counter() - started,
+        skipped=skipped,
     )

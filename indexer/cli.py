@@ -16,12 +16,14 @@ from indexer.encode import DEFAULT_BATCH_SIZE
 from indexer.errors import IndexerError
 from indexer.gpu import DEVICES
 from indexer.info import describe_index
+from indexer.skips import DEFAULT_MAX_SKIPPED
 from indexer.update import update_index
 from indexer.verify import verify_index
 from indexer.versions import BuildReport
 from models import load_model
 from models.errors import ConfigError, ModelsError
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
+from models.images import DEFAULT_MAX_PIXELS
 
 PROG = "fashion-retrieval index"
 
@@ -85,6 +87,21 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="embedding cache directory (default: INDEX_DIR/cache)",
+    )
+    parser.add_argument(
+        "--max-skipped",
+        metavar="N|P%",
+        default=DEFAULT_MAX_SKIPPED,
+        help="rows that may be skipped (malformed, or a photo missing, unreadable or over "
+        "the pixel budget) before the command fails and publishes nothing: a count (25) "
+        f"or a share of the catalogue (0.5%%) (default: {DEFAULT_MAX_SKIPPED.replace('%', '%%')})",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=int,
+        metavar="N",
+        default=DEFAULT_MAX_PIXELS,
+        help=f"skip photos over N pixels, read from their header (default: {DEFAULT_MAX_PIXELS:,})",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -167,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_skipped(report: BuildReport, first: int = 5) -> None:
+    """Skipped rows on stderr: how many, and the first few with why."""
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} rows:", file=sys.stderr)
+        for line in report.skipped[:first]:
+            print(f"  {line}", file=sys.stderr)
+        if len(report.skipped) > first:
+            print(f"  (and {len(report.skipped) - first} more)", file=sys.stderr)
+
+
 def _summary(report: BuildReport) -> str:
     manifest = report.manifest
     changes = (
@@ -197,8 +224,11 @@ def _run_build(args: argparse.Namespace) -> int:
         product_weights=args.product_weights,
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
+        max_skipped=args.max_skipped,
+        max_image_pixels=args.max_image_pixels,
         progress=not args.quiet,
     )
+    _report_skipped(report)
     print(_summary(report))
     return 0
 
@@ -222,8 +252,11 @@ def _run_update(args: argparse.Namespace) -> int:
         deletions,
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
+        max_skipped=args.max_skipped,
+        max_image_pixels=args.max_image_pixels,
         progress=not args.quiet,
     )
+    _report_skipped(report)
     print(_summary(report))
     return 0
 

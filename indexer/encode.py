@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +22,7 @@ from indexer.cache import EmbeddingCache, Kind, text_key
 from indexer.errors import CatalogImageError, EncoderError, IndexerError
 from models.catalog import Product
 from models.errors import ImageDecodeError
-from models.images import open_image
+from models.images import DEFAULT_MAX_PIXELS, open_image
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -49,14 +49,25 @@ class Encoder(Protocol):
 
 
 @dataclass
-class EncodedProducts:
-    """Embeddings of products in input order; encoded_* count what was not in the cache."""
+class SkippedProduct:
+    """A catalogue product left out of a build: its photo cannot be read or decoded."""
 
-    image_vectors: np.ndarray  # (N, D) float32, L2-normalised
-    text_vectors: np.ndarray  # (N, D) float32, L2-normalised
+    id: str
+    reason: str
+
+
+@dataclass
+class EncodedProducts:
+    """Embeddings of the kept products in input order; encoded_* count what was not in
+    the cache. `kept` indexes the input products; the others are in `skipped`."""
+
+    image_vectors: np.ndarray  # (K, D) float32, L2-normalised
+    text_vectors: np.ndarray  # (K, D) float32, L2-normalised
     image_sha256: list[str]
     encoded_images: int = 0
     encoded_texts: int = 0
+    kept: list[int] = field(default_factory=list)
+    skipped: list[SkippedProduct] = field(default_factory=list)
 
 
 def read_image_bytes(product: Product) -> bytes:
@@ -65,17 +76,19 @@ def read_image_bytes(product: Product) -> bytes:
     except OSError as exc:
         raise CatalogImageError(
             f"cannot read the image of product {product.id!r} ({product.image}): "
-            f"{exc.strerror or exc}; fix or remove the row and build again"
+            f"{exc.strerror or exc}"
         ) from exc
 
 
-def decode_image(product: Product, data: bytes) -> Image.Image:
+def decode_image(
+    product: Product, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     try:
-        return open_image(data)
+        return open_image(data, max_pixels=max_pixels)
     except ImageDecodeError as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
         raise CatalogImageError(
-            f"cannot decode the image of product {product.id!r} ({product.image}): "
-            "the file is not a readable image; fix or remove the row and build again"
+            f"cannot decode the image of product {product.id!r} ({product.image}): {reason}"
         ) from exc
 
 
@@ -94,8 +107,11 @@ def _fill(
     kind: Kind,
     keys: list[str],
     compute: Callable[[list[int]], np.ndarray],
+    dim: int,
 ) -> tuple[np.ndarray, int]:
     """(len(keys), D) vectors for keys, computing the uncached ones with compute(rows)."""
+    if not keys:
+        return np.zeros((0, dim), np.float32), 0
     found = cache.get_many(kind, keys)
     first_row: dict[str, int] = {}
     for row, key in enumerate(keys):
@@ -108,27 +124,78 @@ def _fill(
     return np.stack([found[key] for key in keys]), len(first_row)
 
 
+@dataclass
+class _Batch:
+    images: np.ndarray  # (K, D)
+    texts: np.ndarray  # (K, D)
+    shas: list[str]
+    new_images: int
+    new_texts: int
+    kept: list[int]  # rows of the batch that were kept
+    skipped: list[SkippedProduct]
+
+
+def _decode_uncached(
+    products: Sequence[Product], cache: EmbeddingCache, max_pixels: int
+) -> tuple[dict[int, str], dict[str, Image.Image], dict[int, str]]:
+    """Read every photo and decode those the cache lacks: ({row: sha256}, {sha256: picture},
+    {row: why it is skipped})."""
+    shas: dict[int, str] = {}
+    problems: dict[int, str] = {}
+    blobs: dict[str, bytes] = {}
+    for row, product in enumerate(products):
+        try:
+            blob = read_image_bytes(product)
+        except CatalogImageError as exc:
+            problems[row] = str(exc)
+            continue
+        shas[row] = hashlib.sha256(blob).hexdigest()
+        blobs.setdefault(shas[row], blob)
+    cached = cache.get_many("image", list(blobs))
+    pictures: dict[str, Image.Image] = {}
+    failed: dict[str, str] = {}
+    for row, sha in shas.items():
+        if sha in cached or sha in pictures:
+            continue
+        if sha not in failed:
+            try:
+                pictures[sha] = decode_image(products[row], blobs[sha], max_pixels)
+                continue
+            except CatalogImageError as exc:
+                failed[sha] = str(exc)
+        problems[row] = failed[sha]
+    for row in [row for row, sha in shas.items() if sha in failed]:
+        problems.setdefault(row, failed[shas[row]])
+        del shas[row]
+    return shas, pictures, problems
+
+
 def encode_batch(
-    products: Sequence[Product], encoder: Encoder, cache: EmbeddingCache
-) -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
-    """(images (B, D), texts (B, D), image sha256s, images encoded, texts encoded)."""
-    blobs = [read_image_bytes(product) for product in products]
-    shas = [hashlib.sha256(blob).hexdigest() for blob in blobs]
+    products: Sequence[Product],
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> _Batch:
+    """Embed a batch; products whose photo cannot be read or decoded are skipped."""
+    shas, pictures, problems = _decode_uncached(products, cache, max_pixels)
+    kept = [row for row in range(len(products)) if row not in problems]
     dim = encoder.embed_dim
+    sha_of = [shas[row] for row in kept]
 
     def images(rows: list[int]) -> np.ndarray:
-        pictures = [decode_image(products[row], blobs[row]) for row in rows]
-        return _checked(
-            encoder.encode_images(pictures, batch_size=len(rows)), len(rows), dim, "image"
-        )
+        batch = [pictures[sha_of[row]] for row in rows]
+        return _checked(encoder.encode_images(batch, batch_size=len(rows)), len(rows), dim, "image")
 
     def texts(rows: list[int]) -> np.ndarray:
-        strings = [products[row].text for row in rows]
+        strings = [products[kept[row]].text for row in rows]
         return _checked(encoder.encode_texts(strings, batch_size=len(rows)), len(rows), dim, "text")
 
-    image_vectors, new_images = _fill(cache, "image", shas, images)
-    text_vectors, new_texts = _fill(cache, "text", [text_key(p.text) for p in products], texts)
-    return image_vectors, text_vectors, shas, new_images, new_texts
+    image_vectors, new_images = _fill(cache, "image", sha_of, images, dim)
+    text_keys = [text_key(products[row].text) for row in kept]
+    text_vectors, new_texts = _fill(cache, "text", text_keys, texts, dim)
+    skipped = [SkippedProduct(products[row].id, why) for row, why in sorted(problems.items())]
+    return _Batch(image_vectors, text_vectors, sha_of, new_images, new_texts, kept, skipped)
 
 
 def encode_products(
@@ -138,25 +205,30 @@ def encode_products(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EncodedProducts:
     """Embed every product's image and text, batch by batch, through the cache.
 
-    Raises CatalogImageError naming the product when an image cannot be read or decoded.
+    A product whose photo cannot be read, decoded, or is over `max_image_pixels` is
+    skipped (listed in `skipped`, with the reason) and the others are encoded.
     """
     if batch_size < 1:
         raise IndexerError(f"the batch size must be at least 1, got {batch_size}")
     dim = encoder.embed_dim
-    result = EncodedProducts(
-        np.zeros((len(products), dim), np.float32), np.zeros((len(products), dim), np.float32), []
-    )
+    images, texts = [np.zeros((0, dim), np.float32)], [np.zeros((0, dim), np.float32)]
+    result = EncodedProducts(images[0], texts[0], [])
     with tqdm(total=len(products), unit=" products", desc="encoding", disable=not progress) as bar:
         for start in range(0, len(products), batch_size):
-            batch = products[start : start + batch_size]
-            images, texts, shas, new_images, new_texts = encode_batch(batch, encoder, cache)
-            result.image_vectors[start : start + len(batch)] = images
-            result.text_vectors[start : start + len(batch)] = texts
-            result.image_sha256.extend(shas)
-            result.encoded_images += new_images
-            result.encoded_texts += new_texts
-            bar.update(len(batch))
+            chunk = products[start : start + batch_size]
+            batch = encode_batch(chunk, encoder, cache, max_pixels=max_image_pixels)
+            images.append(batch.images)
+            texts.append(batch.texts)
+            result.image_sha256.extend(batch.shas)
+            result.kept.extend(start + row for row in batch.kept)
+            result.skipped.extend(batch.skipped)
+            result.encoded_images += batch.new_images
+            result.encoded_texts += batch.new_texts
+            bar.update(len(chunk))
+    result.image_vectors = np.concatenate(images)
+    result.text_vectors = np.concatenate(texts)
     return result

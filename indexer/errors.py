@@ -56,3 +56,15 @@ class IndexLockedError(IndexerError):
 
 class EncoderError(IndexerError):
     """The encoder returned embeddings of the wrong shape or dtype."""
+
+
+class TooManySkippedError(IndexerError):
+    """More catalogue rows were skipped than the build's --max-skipped allows."""
+
+
+class CacheError(IndexerError):
+    """The embedding cache cannot be read or written (a full disk, no permission)."""
+
+
+class StorageError(IndexerError):
+    """Writing an index directory failed: a full disk, no permission, a read-only volume."""

@@ -37,18 +37,21 @@ from indexer.publish import (
     resolve_version_dir,
     write_lock,
 )
+from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
 from indexer.store import ProductStore
 from indexer.versions import (
     CACHE_DIR,
     BuildReport,
     encode_with_cache,
     finish_version,
+    kept_products,
     partial_version,
     place_image,
     product_records,
 )
 from models.catalog import Product, read_catalog
 from models.fusion import fuse
+from models.images import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -200,13 +203,17 @@ def update_index(
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    max_skipped: str | int = DEFAULT_MAX_SKIPPED,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> BuildReport:
     """Add or replace the catalogue's products and delete delete_ids, as a new version.
 
     The model must be the one the index was built with (ModelMismatchError otherwise);
-    it is only needed when a catalogue is given.
+    it is only needed when a catalogue is given. Rows are skipped as in `build_index`
+    (a product whose photo is skipped keeps its previous version, if any).
     """
     started = time.perf_counter()
+    limit = parse_max_skipped(max_skipped)
     index_dir = Path(index_dir)
     deletions = list(dict.fromkeys(str(i) for i in delete_ids))
     _check_update_args(model, catalog_path, deletions)
@@ -222,9 +229,16 @@ def update_index(
         with ProductStore.open(previous / STORE_NAME) as store:
             plan = _plan_update(store, products, deletions)
         encoded = None
+        skipped: tuple[str, ...] = ()
         if products and model is not None:
             cache = Path(cache_dir) if cache_dir is not None else index_dir / CACHE_DIR
-            encoded = encode_with_cache(products, model, cache, batch_size, progress)
+            encoded = encode_with_cache(
+                products, model, cache, batch_size, progress, max_image_pixels
+            )
+            assert catalog is not None
+            products, skipped = kept_products(products, encoded, catalog.skipped, limit)
+            with ProductStore.open(previous / STORE_NAME) as store:
+                plan = _plan_update(store, products, deletions)  # without the skipped
         with partial_version(index_dir) as partial:
             manifest = _write_updated(partial, previous, old, plan, products, encoded)
             final = publish(index_dir, partial)
@@ -234,9 +248,10 @@ def update_index(
         manifest,
         encoded.encoded_images if encoded else 0,
         encoded.encoded_texts if encoded else 0,
-        skipped_rows=len(catalog.skipped) if catalog else 0,
+        skipped_rows=len(skipped),
         added=len(products) - plan.replaced,
         replaced=plan.replaced,
         deleted=plan.deleted,
         seconds=time.perf_counter() - started,
+        skipped=skipped,
     )

@@ -29,8 +29,10 @@ from indexer.manifest import (
     write_manifest,
 )
 from indexer.publish import final_name, new_version_dir
+from indexer.skips import SkipLimit, check_skipped
 from indexer.store import ProductRecord, ProductStore
-from models.catalog import Product
+from models.catalog import Product, SkippedRow
+from models.images import DEFAULT_MAX_PIXELS
 
 CACHE_DIR = "cache"
 
@@ -48,6 +50,7 @@ class BuildReport:
     replaced: int = 0
     deleted: int = 0
     seconds: float = 0.0
+    skipped: tuple[str, ...] = ()  # "id: why" for each skipped row
 
 
 @contextmanager
@@ -67,9 +70,34 @@ def encode_with_cache(
     cache_dir: Path,
     batch_size: int,
     progress: bool,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EncodedProducts:
     with EmbeddingCache(cache_dir, model.model_id, model.embed_dim) as cache:
-        return encode_products(products, model, cache, batch_size=batch_size, progress=progress)
+        return encode_products(
+            products,
+            model,
+            cache,
+            batch_size=batch_size,
+            progress=progress,
+            max_image_pixels=max_image_pixels,
+        )
+
+
+def kept_products(
+    products: Sequence[Product],
+    encoded: EncodedProducts,
+    catalog_skipped: Sequence[SkippedRow],
+    limit: SkipLimit,
+) -> tuple[list[Product], tuple[str, ...]]:
+    """The products whose photos were encoded, and every skipped row ("id: why") of the
+    catalogue and of the encoding; TooManySkippedError past `limit`."""
+    reasons = [f"{row.id or f'line {row.line}'}: {row.reason}" for row in catalog_skipped]
+    reasons += [f"{product.id}: {product.reason}" for product in encoded.skipped]
+    check_skipped(reasons, len(products) + len(catalog_skipped), limit)
+    kept = [products[row] for row in encoded.kept]
+    if products and not kept:
+        raise IndexerError(f"no product left to index: {reasons[0]}")
+    return kept, tuple(reasons)
 
 
 def place_image(version_dir: Path, source: Path, sha: str, previous: Path | None) -> str:

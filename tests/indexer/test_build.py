@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from indexer_fakes import SLEEP_ENV, TRACE_ENV, FakeEncoder, reference_for, unit_queries
+from PIL import Image
 
 from indexer import build_index, open_index, verify_index
 from indexer.cache import CACHE_NAME, EmbeddingCache
-from indexer.errors import CatalogImageError, IndexTypeError
+from indexer.errors import IndexerError, IndexTypeError, TooManySkippedError
 from indexer.publish import CURRENT_NAME, VERSIONS_DIR, list_versions
 from models import read_catalog
 
@@ -79,14 +80,15 @@ def test_copied_images_make_the_index_self_contained(
     assert verify_index(tmp_path / "idx").ok
 
 
-def test_bad_image_names_the_product_and_publishes_nothing(
+def test_bad_photos_past_the_skip_limit_publish_nothing(
     tmp_path: Path, built_index: Path, make_catalog, fake_encoder: FakeEncoder
 ) -> None:
+    """1 bad photo of 70 is 1.4%, over the default limit of 1%: named, nothing published."""
     catalog = make_catalog(70, "with-bad-image")
     broken = read_catalog(catalog).products[65]
     broken.image.write_bytes(b"GIF89a truncated")
     before = list_versions(built_index)
-    with pytest.raises(CatalogImageError, match=broken.id):
+    with pytest.raises(TooManySkippedError, match=f"1 of 70 .*1%.*{broken.id}"):
         build_index(catalog, fake_encoder, built_index, progress=False)
     assert list_versions(built_index) == before
     assert sorted(p.name for p in (built_index / VERSIONS_DIR).iterdir()) == before
@@ -165,3 +167,36 @@ def test_killed_build_leaves_the_old_index_serving_and_resumes(
     with open_index(built_index) as index:
         assert len(index) == 120
     assert not [p for p in (built_index / VERSIONS_DIR).iterdir() if p.name.endswith(".partial")]
+
+
+def test_bad_photos_within_the_limit_are_skipped_and_reported(
+    tmp_path: Path, make_catalog, fake_encoder: FakeEncoder
+) -> None:
+    """One corrupt photo and one over the pixel budget among 60: the build goes on."""
+    catalog = make_catalog(60, "some-bad-images")
+    products = read_catalog(catalog).products
+    products[3].image.write_bytes(b"\xff\xd8 not really a jpeg")
+    Image.new("RGB", (300, 300)).save(products[7].image, format="PNG")  # 90,000 pixels
+    report = build_index(
+        catalog,
+        fake_encoder,
+        tmp_path / "idx",
+        progress=False,
+        max_skipped=2,
+        max_image_pixels=50_000,
+    )
+    assert report.manifest.count == 58 and report.skipped_rows == 2
+    assert report.skipped[0].startswith(f"{products[3].id}: cannot decode")
+    assert "megapixels" in report.skipped[1] and products[7].id in report.skipped[1]
+    with open_index(tmp_path / "idx") as index:
+        assert index.get_products([products[3].id, products[4].id])[0] is None
+    assert verify_index(tmp_path / "idx").ok
+
+
+@pytest.mark.parametrize("limit", ["x", "-1", "101%"])
+def test_a_bad_skip_limit_is_refused_before_encoding(
+    tmp_path: Path, small_catalog: Path, fake_encoder: FakeEncoder, limit: str
+) -> None:
+    with pytest.raises(IndexerError, match="--max-skipped takes"):
+        build_index(small_catalog, fake_encoder, tmp_path / "idx", max_skipped=limit)
+    assert fake_encoder.images_encoded == 0

@@ -10,7 +10,7 @@ from indexer_fakes import FakeEncoder
 
 from indexer.cache import EmbeddingCache
 from indexer.encode import Encoder, encode_products
-from indexer.errors import CatalogImageError, EncoderError
+from indexer.errors import EncoderError
 from models import read_catalog
 
 
@@ -44,20 +44,21 @@ def test_duplicate_images_and_texts_are_encoded_once(
     assert result.image_vectors.shape == (5, fake_encoder.embed_dim)
 
 
-def test_unreadable_image_names_the_product(
+def test_unreadable_images_are_skipped_naming_the_product(
     tmp_path: Path, make_catalog, fake_encoder: FakeEncoder
 ) -> None:
     catalog = make_catalog(5, "broken")
     products = read_catalog(catalog).products
     products[2].image.write_bytes(b"\xff\xd8 not really a jpeg")
+    products[3].image.unlink()
     with EmbeddingCache(tmp_path / "cache", fake_encoder.model_id, fake_encoder.embed_dim) as cache:
-        with pytest.raises(
-            CatalogImageError, match=f"product '{products[2].id}'.*{products[2].image.name}"
-        ):
-            encode_products(products, fake_encoder, cache, progress=False)
-        products[3].image.unlink()
-        with pytest.raises(CatalogImageError, match=f"product '{products[3].id}'"):
-            encode_products(products[3:], fake_encoder, cache, progress=False)
+        result = encode_products(products, fake_encoder, cache, progress=False, batch_size=2)
+    assert result.kept == [0, 1, 4]
+    assert result.image_vectors.shape == result.text_vectors.shape == (3, fake_encoder.embed_dim)
+    assert len(result.image_sha256) == 3
+    (bad, missing) = result.skipped
+    assert bad.id == products[2].id and products[2].image.name in bad.reason
+    assert missing.id == products[3].id and "cannot read" in missing.reason
 
 
 class _WrongShape(FakeEncoder):
