@@ -32,7 +32,7 @@ TRAIN_EXAMPLE = """example:
   torchrun --nproc_per_node 2 -m fashion_retrieval train --catalog ... --config ... --out ...
 configs: """
 
-EVALUATE_EXAMPLE = """examples:
+EVALUATE_EXAMPLE = """example:
   fashion-retrieval evaluate --model runs/lite0/model --catalog data/sample/catalog.csv --split test --protocol seed
   fashion-retrieval evaluate --catalog data/sample/catalog.csv --protocol catalog --target image product
 """
