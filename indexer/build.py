@@ -27,6 +27,7 @@ from indexer.versions import (
     kept_products,
     partial_version,
     product_records,
+    storage_errors,
 )
 from models.catalog import Product, read_catalog
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, check_weights, fuse
@@ -98,7 +99,7 @@ def build_index(
     if search_params:
         spec = IndexSpec(spec.factory, {**spec.search_params, **search_params})
     check_spec(spec, model.embed_dim, len(products))
-    with write_lock(out_dir):
+    with storage_errors(out_dir), write_lock(out_dir):
         remove_failed(out_dir)
         cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
         encoded = encode_with_cache(products, model, cache, batch_size, progress, max_image_pixels)

@@ -11,6 +11,7 @@ for recall@10 >= 0.95 of exact search (see benchmarks/bench_index.py).
 
 from __future__ import annotations
 
+import errno
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,7 +233,12 @@ def apply_search_params(index: faiss.Index, params: dict[str, int]) -> None:
 def save_index(index: faiss.Index, path: Path) -> None:
     """Write the index as a CPU index (a GPU index is copied back first)."""
     cpu = faiss.index_gpu_to_cpu(index) if _is_gpu(index) else index
-    faiss.write_index(cpu, str(path))
+    try:
+        faiss.write_index(cpu, str(path))
+    except RuntimeError as exc:  # FAISS reports a failed write (full disk, ...) this way
+        raise OSError(
+            errno.EIO, f"FAISS could not write it: {_first_line(exc)}", str(path)
+        ) from exc
 
 
 def load_index(path: Path) -> faiss.Index:

@@ -48,6 +48,7 @@ from indexer.versions import (
     partial_version,
     place_image,
     product_records,
+    storage_errors,
 )
 from models.catalog import Product, read_catalog
 from models.fusion import fuse
@@ -222,7 +223,7 @@ def update_index(
     both = sorted({p.id for p in products} & set(deletions))
     if both:
         raise IndexerError(f"ids both updated and deleted: {', '.join(both[:5])}")
-    with write_lock(index_dir):
+    with storage_errors(index_dir), write_lock(index_dir):
         remove_failed(index_dir)
         previous, old = _checked_current(index_dir)
         _check_model(model, old, index_dir)

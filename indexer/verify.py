@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.cache import cache_problems
 from indexer.errors import IndexerError
 from indexer.faiss_index import load_index, stored_ids
 from indexer.manifest import (
@@ -18,6 +19,7 @@ from indexer.manifest import (
 )
 from indexer.publish import resolve_version_dir
 from indexer.store import ProductStore
+from indexer.versions import CACHE_DIR
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ def _agreement_problems(version_dir: Path, manifest: Manifest) -> list[str]:
 
 
 def verify_index(path: str | Path, *, expected_model_id: str | None = None) -> VerifyReport:
-    """Verify the version CURRENT points to (or the version directory `path`)."""
+    """Verify the version CURRENT points to (or the version directory `path`), and the
+    index directory's embedding cache, whose damaged entries a build would publish."""
     path = Path(path)
     try:
         version_dir = resolve_version_dir(path)
@@ -85,4 +88,5 @@ def verify_index(path: str | Path, *, expected_model_id: str | None = None) -> V
     if expected_model_id is not None and manifest.model_id != expected_model_id:
         problems.append(f"built with model {manifest.model_id}, expected {expected_model_id}")
     problems.extend(_agreement_problems(version_dir, manifest))
+    problems.extend(cache_problems(path / CACHE_DIR))
     return VerifyReport(path, version_dir, manifest, problems)

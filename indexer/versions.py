@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import faiss
 
 from indexer.cache import EmbeddingCache
 from indexer.encode import EncodedProducts, Encoder, encode_products
-from indexer.errors import IndexerError
+from indexer.errors import IndexerError, StorageError
 from indexer.faiss_index import IndexSpec, save_index
 from indexer.manifest import (
     FORMAT_VERSION,
@@ -51,6 +52,25 @@ class BuildReport:
     deleted: int = 0
     seconds: float = 0.0
     skipped: tuple[str, ...] = ()  # "id: why" for each skipped row
+
+
+@contextmanager
+def storage_errors(index_dir: Path) -> Iterator[None]:
+    """A full disk, a missing permission or a read-only volume while a build or update
+    writes index_dir: one StorageError naming the directory and the cause. Nothing is
+    published then (CURRENT moves last), and the cache keeps what it committed."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StorageError(
+            f"cannot write the index directory {index_dir}: {exc.strerror or exc}{where}; "
+            "nothing was published"
+        ) from exc
+    except sqlite3.Error as exc:
+        raise StorageError(
+            f"cannot write the index directory {index_dir}: {exc}; nothing was published"
+        ) from exc
 
 
 @contextmanager
