@@ -42,6 +42,7 @@ from indexer.manifest import (
     read_manifest,
 )
 from indexer.publish import resolve_version_dir
+from indexer.scan import FlatScan, Scan, check_scan, is_flat
 from indexer.similar import DuplicateKeys
 from indexer.store import ProductRecord, ProductStore
 from models.catalog import Product
@@ -58,7 +59,7 @@ class Hit:
 class _Side:
     """One target's FAISS index, where it is searched, and how to reconstruct vectors."""
 
-    def __init__(self, path: Path, manifest: Manifest, placement: Placement) -> None:
+    def __init__(self, path: Path, manifest: Manifest, placement: Placement, scan: Scan) -> None:
         self.path = path
         self.params = dict(manifest.search_params)
         cpu = load_index(path)
@@ -66,6 +67,9 @@ class _Side:
         self.index, self.placement = to_placement(cpu, placement)
         if self.placement == "cpu":
             enable_reconstruct(self.index)
+        # Exact CPU indices are scanned as one matrix product per batch (indexer.scan).
+        use_scan = scan != "faiss" and self.placement == "cpu" and is_flat(self.index)
+        self.scan = FlatScan(self.index, scan) if use_scan else None  # type: ignore[arg-type]
         self._cpu_copy: faiss.Index | None = None
         self._lock = threading.Lock()
 
@@ -92,14 +96,16 @@ class ProductIndex:
         manifest: Manifest,
         placement: Placement,
         threads: int | None = 1,
+        scan: Scan = "faiss",
     ) -> None:
         self.version_dir = version_dir
         self.manifest = manifest
         self.threads = threads
+        self.scan = check_scan(scan)
         self._store = ProductStore.open(version_dir / STORE_NAME)
         try:
             self._sides: dict[Target, _Side] = {
-                target: _Side(version_dir / INDEX_FILES[target], manifest, placement)
+                target: _Side(version_dir / INDEX_FILES[target], manifest, placement, scan)
                 for target in manifest.targets
             }
             self._nums, self._ids = self._store.id_table()
@@ -165,6 +171,9 @@ class ProductIndex:
         self, side: _Side, vectors: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[list[Hit]]:
         queries = self._queries(vectors, k)
+        if side.scan is not None:
+            rows = side.scan.search(queries, int(k), allowed)
+            return [[Hit(self._id_of(num), score) for num, score in row] for row in rows]
         with knn.faiss_threads(self.threads):
             rows = knn.search(
                 side.index,
@@ -272,6 +281,7 @@ def open_index(
     expected_model_id: str | None = None,
     verify: bool = True,
     threads: int | None = 1,
+    scan: Scan = "faiss",
 ) -> ProductIndex:
     """Load the version CURRENT points to (or the version directory `path` itself).
 
@@ -280,6 +290,9 @@ def open_index(
     verify: check every file's sha256 against the manifest first (IndexCorruptError).
     threads: CPU threads per search call (1 suits a service answering one query per
     request from several threads; None: FAISS's default, every core).
+    scan: how exact (Flat) indices are searched on the CPU: "faiss" (FAISS, query by
+    query), "float32" (one exact matrix product per batch of queries) or "float16"
+    (half the bytes, a short list re-scored exactly; see indexer.scan).
     """
     placement = choose_placement(device, gpu_count())
     version_dir = resolve_version_dir(Path(path))
@@ -295,4 +308,4 @@ def open_index(
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise IndexCorruptError(f"{problems[0]}{more}; rebuild the index")
-    return ProductIndex(version_dir, manifest, placement, threads)
+    return ProductIndex(version_dir, manifest, placement, threads, check_scan(scan))

@@ -1,0 +1,139 @@
+"""Exact indices scanned as one matrix product per batch of queries.
+
+FAISS's flat index scans its vectors once per query below its BLAS threshold (20
+queries), so 16 queries searched together cost 16 scans. A `FlatScan` keeps a target's
+vectors as a matrix and answers a whole batch with one product: the vectors are read
+once for the batch.
+
+Storage ("scan"):
+- "float32": FAISS's own vectors, shared without a copy; exact.
+- "float16": a half-size copy, half the bytes read per scan. It picks a short list of
+  `shortlist(k)` candidates per query, which are then re-scored from the float32
+  vectors, so the returned scores and their order are exact; only a true top-k item
+  that float16 rounding pushed out of the short list can be missed
+  (benchmarks/bench_scan.py measures that recall on a real index).
+- "faiss": no FlatScan; FAISS searches (the path before batching, kept to compare).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import faiss
+import numpy as np
+import torch
+
+from indexer.errors import IndexerError
+from indexer.faiss_index import inner_index, stored_ids
+
+Scan = Literal["faiss", "float32", "float16"]
+SCANS: tuple[Scan, ...] = ("faiss", "float32", "float16")
+Row = list[tuple[int, float]]  # (product number, score), best first
+# Below this share of allowed vectors, their rows are gathered and scanned alone;
+# above it, everything is scanned and the others are masked (cheaper than the copy).
+GATHER_BELOW = 0.25
+
+
+def shortlist(k: int) -> int:
+    """Candidates per query re-scored exactly after a float16 scan."""
+    return max(2 * k, k + 64)
+
+
+def check_scan(scan: str) -> Scan:
+    if scan not in SCANS:
+        raise IndexerError(f"unknown scan {scan!r}; use one of {', '.join(SCANS)}")
+    return scan  # type: ignore[return-value]  # checked above
+
+
+def is_flat(index: faiss.Index) -> bool:
+    """An exact flat index on the CPU (the only kind a FlatScan can read)."""
+    return isinstance(inner_index(index), faiss.IndexFlat)
+
+
+class FlatScan:
+    """Batched exact search over the vectors of a CPU `IndexFlat` (possibly id-mapped)."""
+
+    def __init__(self, index: faiss.Index, storage: Literal["float32", "float16"]) -> None:
+        flat = inner_index(index)
+        if not isinstance(flat, faiss.IndexFlat):
+            raise IndexerError(f"a {storage} scan needs a flat index, not {type(flat).__name__}")
+        n, dim = index.ntotal, index.d
+        self._index = index  # owns the memory the views below point into
+        # A view of FAISS's vectors in storage order: no copy.
+        self._float32 = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)
+        as_tensor = torch.from_numpy(self._float32)
+        self.storage = storage
+        self._matrix = as_tensor if storage == "float32" else as_tensor.to(torch.float16)
+        self._nums = stored_ids(index)  # product number of each stored row
+        self._by_num = np.argsort(self._nums, kind="stable")
+        self._sorted_nums = self._nums[self._by_num]
+
+    def __len__(self) -> int:
+        return len(self._nums)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the scan adds beyond FAISS's own vectors."""
+        return 0 if self.storage == "float32" else self._matrix.numel() * 2
+
+    def positions_of(self, nums: np.ndarray) -> np.ndarray:
+        """Sorted storage rows (M,) int64 of product numbers (unknown ones dropped)."""
+        if len(self._sorted_nums) == 0:
+            return np.zeros(0, dtype=np.int64)
+        found = np.minimum(np.searchsorted(self._sorted_nums, nums), len(self._sorted_nums) - 1)
+        found = found[self._sorted_nums[found] == nums]
+        return np.sort(self._by_num[found])
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Row]:
+        """queries (Q, D) float32 -> per query min(k, allowed) (number, score) rows.
+
+        allowed: sorted product numbers (M,) to search within, or None for all.
+        """
+        rows = None if allowed is None else self.positions_of(allowed)
+        available = len(self) if rows is None else len(rows)
+        target = min(k, available)
+        if target == 0 or len(queries) == 0:
+            return [[] for _ in range(len(queries))]
+        exact = self.storage == "float32"
+        depth = target if exact else min(available, shortlist(target))
+        scores, columns = self._scores(queries, rows)
+        values, indices = torch.topk(scores, depth, dim=1, sorted=exact)
+        top = indices.numpy()
+        positions = top if columns is None else columns[top]  # (Q, depth) storage rows
+        if exact:
+            top_scores = values.numpy()
+        else:
+            top_scores = self._rescore(queries, positions)
+        order = np.argsort(-top_scores, axis=1, kind="stable")[:, :target]
+        best = np.take_along_axis(positions, order, axis=1)
+        best_scores = np.take_along_axis(top_scores, order, axis=1)
+        nums = self._nums[best]
+        return [
+            list(zip(nums[q].tolist(), best_scores[q].tolist(), strict=True))
+            for q in range(len(queries))
+        ]
+
+    def _scores(
+        self, queries: np.ndarray, rows: np.ndarray | None
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """(Q, M) scores over all rows, or the allowed ones: gathered when few (then the
+        second value maps columns to storage rows), else masked with -inf."""
+        matrix, columns, masked = self._matrix, None, None
+        if rows is not None and len(rows) < GATHER_BELOW * len(self):
+            matrix, columns = matrix[torch.from_numpy(rows)], rows
+        elif rows is not None:
+            masked = np.ones(len(self), dtype=bool)
+            masked[rows] = False
+        query = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+        query = query.to(matrix.dtype)
+        # One query: a matrix-vector product (torch's float16 path for a 1-row
+        # matrix product is slower than reading the vectors once).
+        scores = (matrix @ query[0]).unsqueeze(0) if len(query) == 1 else query @ matrix.T
+        if masked is not None:
+            scores.masked_fill_(torch.from_numpy(masked), float("-inf"))
+        return scores, columns
+
+    def _rescore(self, queries: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Exact float32 scores (Q, depth) of the short lists."""
+        vectors = self._float32[positions]  # (Q, depth, D)
+        return np.einsum("qd,qcd->qc", queries.astype(np.float32, copy=False), vectors)
