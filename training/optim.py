@@ -12,22 +12,15 @@ from training.config import TrainConfig
 
 
 def param_groups(config: TrainConfig, model: JointModel, objective: nn.Module) -> list[dict]:
-    """Pretrained towers learn at tower_lr; everything trained from scratch at lr."""
-    groups = []
-    for tower, tower_config in (
-        (model.image_tower, config.model.image),
-        (model.text_tower, config.model.text),
-    ):
-        pretrained = tower_config.pretrained and tower_config.name in (
-            "efficientnet-lite0",
-            "minilm",
-        )
-        groups.append(
-            {
-                "params": list(tower.parameters()),
-                "lr": config.optim.tower_lr if pretrained else config.optim.lr,
-            }
-        )
+    """Towers that start from pretrained weights learn at tower_lr; everything trained
+    from scratch (towers, heads, the objective's own parameters) at lr."""
+    groups = [
+        {
+            "params": list(tower.parameters()),
+            "lr": config.optim.tower_lr if tower.is_pretrained else config.optim.lr,
+        }
+        for tower in (model.image_tower, model.text_tower)
+    ]
     rest = [*model.image_head.parameters(), *model.text_head.parameters(), *objective.parameters()]
     groups.append({"params": rest, "lr": config.optim.lr})
     return groups
@@ -35,17 +28,14 @@ def param_groups(config: TrainConfig, model: JointModel, objective: nn.Module) -
 
 def apply_freezing(config: TrainConfig, model: JointModel, epoch: int) -> bool:
     """Freeze both towers during the first freeze_towers_epochs; always keep the image
-    tower's first image_frozen_blocks frozen. Returns whether the towers are frozen."""
+    tower's first image_frozen_blocks (and, when asked, the text tower's word
+    embeddings) frozen. Returns whether the towers are frozen."""
     frozen = epoch <= config.optim.freeze_towers_epochs
     for tower in (model.image_tower, model.text_tower):
         tower.requires_grad_(not frozen)
-    blocks = config.optim.image_frozen_blocks
-    if blocks:
-        net = model.image_tower.net
-        for module in (net._conv_stem, net._bn0, *net._blocks[:blocks]):
-            module.requires_grad_(False)
-    if config.optim.freeze_word_embeddings and config.model.text.name == "minilm":
-        model.text_tower.bert.embeddings.word_embeddings.requires_grad_(False)
+    model.image_tower.freeze_prefix(config.optim.image_frozen_blocks)
+    if config.optim.freeze_word_embeddings:
+        model.text_tower.freeze_word_embeddings()
     return frozen
 
 

@@ -48,9 +48,10 @@ def compute_prefix_cache(
     Saved under `cache_dir` (when given) so a resumed run does not recompute them.
     """
     tower = model.image_tower
-    if not hasattr(tower, "prefix") or not 0 < blocks < tower.num_blocks:
+    if not 0 < blocks < tower.num_blocks:
         raise ConfigError(
-            f"image_frozen_blocks={blocks} needs an EfficientNet image tower with more than {blocks} blocks"
+            f"image_frozen_blocks={blocks} needs an EfficientNet image tower with more than "
+            f"{blocks} blocks ({model.config.image.name} has {tower.num_blocks})"
         )
     path = (
         cache_dir / f"prefix_cache_{_cache_key(model, products, blocks)}.pt" if cache_dir else None
