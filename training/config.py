@@ -1,44 +1,55 @@
-"""Training configuration: a named TOML file in training/configs, or any TOML path."""
+"""Training configuration: a named TOML file in training/configs, or any TOML path.
+
+Validated like the model's configuration (models.config.parse_config_section): a
+wrong key, type or range is a ConfigError naming the table and the key.
+"""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from models import ConfigError, ModelConfig
+from models.config import STRICT_CONFIG, Positive, parse_config_section
 from training.queries import FIELDS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SCHEMES = ("cmpl", "siamese", "corrnet")
+Count = Annotated[int, Field(ge=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT_CONFIG)
 class LossConfig:
     cmpm: bool = True
     cmpc: bool = False
-    scale: float = 1.0  # logit scale (inverse temperature) of CMPM
-    margin: float = 1.0  # contrastive (siamese)
-    corr_lambda: float = 0.02  # correlation weight (corrnet)
+    scale: Annotated[float, Field(gt=0)] = 1.0  # logit scale (inverse temperature) of CMPM
+    margin: NonNegative = 1.0  # contrastive (siamese)
+    corr_lambda: NonNegative = 0.02  # correlation weight (corrnet)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT_CONFIG)
 class OptimConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3  # heads, classifier, non-pretrained towers
-    tower_lr: float = 1e-4  # pretrained towers
-    weight_decay: float = 1e-4
-    freeze_towers_epochs: int = 0  # train only the heads first
-    schedule: str = "cosine"  # cosine decay to 0 over all steps, or "constant"
-    warmup_steps: int = 100
-    per_identity: int = 4  # products of one title kept together in a batch
+    epochs: Positive = 10
+    batch_size: Annotated[int, Field(ge=2)] = 64  # a one-item batch has no negatives
+    lr: NonNegative = 1e-3  # heads, classifier, non-pretrained towers
+    tower_lr: NonNegative = 1e-4  # pretrained towers
+    weight_decay: NonNegative = 1e-4
+    freeze_towers_epochs: Count = 0  # train only the heads first
+    schedule: Literal["cosine", "constant"] = "cosine"  # cosine decay to 0 over all steps
+    warmup_steps: Count = 100
+    per_identity: Positive = 4  # products of one title kept together in a batch
     flip: bool = True
-    max_steps_per_epoch: int = 0  # 0 = the whole training split
+    max_steps_per_epoch: Count = 0  # 0 = the whole training split
     # > 0: freeze the stem and first N blocks of an EfficientNet image tower and compute
     # their output once per photo (training.prefix_cache); no flips then.
-    image_frozen_blocks: int = 0
+    image_frozen_blocks: Count = 0
     # Keep MiniLM's 11.7M-parameter word-embedding table as packaged: the artifact then
     # refers to the package for it instead of storing a copy (the 40 MB budget).
     freeze_word_embeddings: bool = False
@@ -47,19 +58,19 @@ class OptimConfig:
     # catalogue's photos still land near them. Not with image_frozen_blocks.
     augment: bool = False
     # Save checkpoint.pt at least this often inside an epoch, for --resume.
-    checkpoint_minutes: float = 20.0
+    checkpoint_minutes: NonNegative = 20.0  # 0: after every batch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT_CONFIG)
 class DataConfig:
     split_seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    val_gallery: int = 1000
-    num_workers: int = 0
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1
+    val_gallery: Positive = 1000
+    num_workers: Count = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT_CONFIG)
 class TrainConfig:
     name: str
     scheme: str = "cmpl"
@@ -74,16 +85,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _section(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) in [{where}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return cls(**data)
 
 
 def _fields(data: dict[str, Any]) -> dict[str, float]:
@@ -104,25 +105,22 @@ def _fields(data: dict[str, Any]) -> dict[str, float]:
 
 
 def parse_config(data: dict[str, Any], name: str) -> TrainConfig:
+    """A TrainConfig from a parsed TOML document; `name` unless the document names itself."""
     data = dict(data)
-    scheme = data.pop("scheme", "cmpl")
+    scheme = data.get("scheme", "cmpl")
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
-    model = dict(data.pop("model", {}))
-    model.setdefault("scheme", scheme)
-    config = TrainConfig(
-        name=str(data.pop("name", name)),
-        scheme=scheme,
-        seed=int(data.pop("seed", 0)),
-        model=ModelConfig.from_dict(model),
-        loss=_section(LossConfig, data.pop("loss", {}), "loss"),
-        optim=_section(OptimConfig, data.pop("optim", {}), "optim"),
-        data=_section(DataConfig, data.pop("data", {}), "data"),
-        fields=_fields(data.pop("fields", {})),
-    )
-    if data:
-        raise ConfigError(f"unknown top-level key(s) in config {name}: {', '.join(sorted(data))}")
-    return config
+    model = data.pop("model", {})
+    if isinstance(model, dict):  # the model records how it was trained
+        model = {"scheme": scheme, **model}
+    sections = {
+        "model": ModelConfig.from_dict(model),
+        "loss": parse_config_section(LossConfig, data.pop("loss", {}), "[loss]"),
+        "optim": parse_config_section(OptimConfig, data.pop("optim", {}), "[optim]"),
+        "data": parse_config_section(DataConfig, data.pop("data", {}), "[data]"),
+        "fields": _fields(data.pop("fields", {})),
+    }
+    return parse_config_section(TrainConfig, {"name": name, **data, **sections}, f"config {name}")
 
 
 def available_configs() -> list[str]:

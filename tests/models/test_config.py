@@ -1,10 +1,21 @@
-"""models.config: dict round trips and clear errors for unknown keys."""
+"""models.config: dict round trips and clear errors for unknown keys, wrong types and
+out-of-range values; the bundled artifact's config still loads and writes back alike."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from models import ConfigError, HeadConfig, ImageEncoderConfig, ModelConfig, PreprocessConfig
+import pytest
+from pydantic import ValidationError
+
+from models import (
+    DEFAULT_MODEL_DIR,
+    ConfigError,
+    HeadConfig,
+    ImageEncoderConfig,
+    ModelConfig,
+    PreprocessConfig,
+)
 
 
 def test_round_trip_through_a_dict() -> None:
@@ -50,3 +61,47 @@ def test_unknown_keys_and_wrong_shapes_are_rejected_by_name(data: dict, match: s
 def test_a_non_dict_is_rejected() -> None:
     with pytest.raises(ConfigError, match="model must be a table/object, got list"):
         ModelConfig.from_dict([])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (
+            {"embed_dim": "512"},
+            r"invalid embed_dim in model: '512' \(Input should be a valid integer",
+        ),
+        ({"embed_dim": 0}, r"invalid embed_dim in model: 0 \(Input should be greater than 0"),
+        ({"embed_dim": 512.0}, r"invalid embed_dim in model: 512\.0"),
+        ({"image": {"pretrained": "yes"}}, r"invalid pretrained in model\.image: 'yes'"),
+        (
+            {"image": {"name": 3}},
+            r"invalid name in model\.image: 3 \(Input should be a valid string",
+        ),
+        ({"text": {"max_length": 1.5}}, r"invalid max_length in model\.text: 1\.5"),
+        ({"preprocess": {"mean": [0.5, "x", 0.5]}}, r"invalid mean\.1 in model\.preprocess: 'x'"),
+        ({"preprocess": {"std": [0.5, 0.5]}}, r"invalid std\.2 in model\.preprocess: \(0\.5, 0\.5\) \(Field required"),
+        ({"head": {"hidden": [300, 0]}}, r"invalid hidden\.1 in model\.head: 0"),
+        (
+            {"head": {"dropout": 1.0}},
+            r"invalid dropout in model\.head: 1\.0 \(Input should be less than 1",
+        ),
+    ],
+)
+def test_wrong_types_and_ranges_are_named(data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig.from_dict(data)
+
+
+def test_building_a_config_in_code_is_validated_too() -> None:
+    with pytest.raises(ValidationError, match="embed_dim"):
+        ModelConfig(embed_dim="512")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="height"):
+        PreprocessConfig(height=-1)
+
+
+def test_the_bundled_artifact_s_config_loads_and_writes_back_the_same() -> None:
+    """The model id hashes config.json: an artifact saved from this config again must
+    write the same model section."""
+    stored = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["model"]
+    config = ModelConfig.from_dict(stored)
+    assert json.dumps(config.to_dict(), indent=2) == json.dumps(stored, indent=2)

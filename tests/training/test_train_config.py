@@ -58,13 +58,60 @@ def test_a_path_works_as_well_as_a_name(tmp_path: Path) -> None:
         ({"loss": {"cmpm": True, "triplet": True}}, r"unknown key\(s\) in \[loss\]: triplet"),
         ({"data": {"val": 0.1}}, r"in \[data\]: val"),
         ({"model": {"image": {"nme": "tiny_cnn"}}}, r"in model\.image: nme"),
-        ({"epochs": 3}, r"unknown top-level key\(s\) in config x: epochs"),
+        ({"epochs": 3}, r"unknown key\(s\) in config x: epochs; known: name, scheme, seed"),
         ({"scheme": "triplet"}, r"unknown scheme 'triplet'"),
+        ({"optim": "fast"}, r"\[optim\] must be a table/object, got str"),
     ],
 )
 def test_mistakes_are_named(data: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_config(data, "x")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"optim": {"batch_size": "64"}}, r"invalid batch_size in \[optim\]: '64' \(.*integer"),
+        ({"optim": {"lr": True}}, r"invalid lr in \[optim\]: True \(.*number"),
+        (
+            {"optim": {"schedule": "linear"}},
+            r"invalid schedule in \[optim\]: 'linear' \(.*'cosine'",
+        ),
+        (
+            {"optim": {"batch_size": 1}},
+            r"invalid batch_size in \[optim\]: 1 \(.*greater than or equal to 2",
+        ),
+        ({"optim": {"epochs": 0}}, r"invalid epochs in \[optim\]: 0"),
+        ({"loss": {"cmpc": "yes"}}, r"invalid cmpc in \[loss\]: 'yes' \(.*boolean"),
+        (
+            {"data": {"val_fraction": 1.5}},
+            r"invalid val_fraction in \[data\]: 1.5 \(.*less than or equal to 1",
+        ),
+        ({"seed": "0"}, r"invalid seed in config x: '0'"),
+        ({"name": 7}, r"invalid name in config x: 7"),
+        ({"model": {"embed_dim": "512"}}, r"invalid embed_dim in model: '512' \(.*integer"),
+        ({"fields": {"articleType": "high"}}, r"\[fields\] articleType must be a weight >= 0"),
+    ],
+)
+def test_wrong_types_and_ranges_are_named(data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_config(data, "x")
+
+
+def test_an_int_may_stand_for_a_float() -> None:
+    config = parse_config({"optim": {"lr": 1, "checkpoint_minutes": 15}}, "x")
+    assert (config.optim.lr, config.optim.checkpoint_minutes) == (1.0, 15.0)
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_a_checkpoint_s_config_dict_parses_back_to_the_same_config(name: str) -> None:
+    """--resume compares the saved `to_dict()` with the config's: it must be a faithful,
+    stable picture of the config (lists of the TOML as tuples, every field present)."""
+    config = load_config(name)
+    saved = config.to_dict()
+    assert parse_config(saved, "another name") == config
+    assert list(saved) == ["name", "scheme", "seed", "model", "loss", "optim", "data", "fields"]
+    assert saved["model"]["preprocess"]["mean"] == tuple(config.model.preprocess.mean)
 
 
 def test_missing_and_invalid_files(tmp_path: Path) -> None:
