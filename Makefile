@@ -10,11 +10,11 @@ TEST_STAMP := $(VENV)/.test-installed-$(shell cat pyproject.toml | sha256sum | c
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu]"
+	$(PY) -m pip install --quiet -e ".[cpu,onnx]"
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[cpu,test]"
+	$(PY) -m pip install --quiet -e ".[cpu,onnx,test]"
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

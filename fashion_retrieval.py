@@ -15,10 +15,11 @@ COMMANDS = {
     "evaluate": ("training.cli", True, "score a model artifact on a catalogue split"),
     "index": ("indexer.cli", False, "build, update, inspect and verify FAISS indices"),
     "serve": ("app.cli", False, "run the search service and web UI"),
+    "export-onnx": ("models.cli", False, "export a model's towers for the ONNX Runtime encoder"),
 }
 
 USAGE = (
-    "usage: fashion-retrieval {train,evaluate,index,serve} ...\n\ncommands:\n"
+    "usage: fashion-retrieval {train,evaluate,index,serve,export-onnx} ...\n\ncommands:\n"
     + "\n".join(f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items())
     + """
 

@@ -4,23 +4,18 @@ into one space of `embed_dim`, where a photo and its title land close together."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from models.config import ModelConfig
 from models.heads import build_head
 from models.image_encoders import build_image_encoder
-from models.images import open_image
 from models.text_encoders import build_text_encoder
 from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
-from models.transforms import ImageTransform
-
-ImageInput = str | Path | bytes | Image.Image
+from models.transforms import ImageInput, ImageTransform
 
 
 class JointModel(nn.Module):
@@ -93,17 +88,23 @@ class JointModel(nn.Module):
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return {name: t.to(self.device) for name, t in self.tokenizer(texts).items()}
 
+    def preprocess(self, image: ImageInput) -> np.ndarray:
+        """A photo -> the (3, H, W) float32 array `encode_images` takes as it is: decode
+        and preprocess once, where it suits the caller (a decoding thread or process)."""
+        return self.transform.prepare(image)
+
     @torch.inference_mode()
     def encode_images(self, images: Sequence[ImageInput], batch_size: int = 64) -> np.ndarray:
-        """Photos (paths, bytes or PIL images) -> (N, embed_dim) float32, L2-normalised.
+        """Photos (paths, bytes, PIL images or `preprocess` arrays) -> (N, embed_dim)
+        float32, L2-normalised.
 
         Raises ImageDecodeError naming the first image that cannot be decoded.
         """
         self.eval()
         chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
         for start in range(0, len(images), batch_size):
-            decoded = [open_image(image) for image in images[start : start + batch_size]]
-            pixels = self.transform.batch(decoded).to(self.device)
+            batch = self.transform.prepare_batch(images[start : start + batch_size])
+            pixels = torch.from_numpy(batch).to(self.device)
             chunks.append(self._normalised(self.embed_images(pixels)))
         return np.concatenate(chunks)
 

@@ -1,15 +1,23 @@
-"""Image preprocessing: the one place that turns a photo into model input."""
+"""Image preprocessing: the one place that turns a photo into model input.
+
+`ImageTransform.pixels` is numpy only, so it can run in the service's decoding threads
+and the indexer's decoding processes; the encoders take its (3, H, W) arrays as they are.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from models.config import PreprocessConfig
-from models.images import to_rgb
+from models.images import open_image, to_rgb
+
+# A photo as the encoders accept it; an ndarray is a (3, H, W) ImageTransform.pixels output.
+ImageInput = str | Path | bytes | Image.Image | np.ndarray
 
 
 def letterbox(image: Image.Image, height: int, width: int) -> Image.Image:
@@ -35,14 +43,31 @@ class ImageTransform:
 
     def __init__(self, config: PreprocessConfig) -> None:
         self.config = config
-        self._mean = torch.tensor(config.mean, dtype=torch.float32).view(3, 1, 1)
-        self._std = torch.tensor(config.std, dtype=torch.float32).view(3, 1, 1)
+        self._mean = np.asarray(config.mean, dtype=np.float32).reshape(3, 1, 1)
+        self._std = np.asarray(config.std, dtype=np.float32).reshape(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        boxed = letterbox(to_rgb(image), self.config.height, self.config.width)
-        array = np.asarray(boxed, dtype=np.float32) / 255.0  # (H, W, 3)
-        tensor = torch.from_numpy(array).permute(2, 0, 1)
-        return (tensor - self._mean) / self._std
+        return torch.from_numpy(self.pixels(to_rgb(image)))
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """An upright RGB image (models.images.open_image's) -> (3, H, W) float32."""
+        boxed = letterbox(image, self.config.height, self.config.width)
+        array = np.asarray(boxed, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+        return (array - self._mean) / self._std
+
+    def prepare(self, image: ImageInput) -> np.ndarray:
+        """Any accepted photo -> (3, H, W) float32, decoding it once (a (3, H, W) array is
+        taken as already prepared). Raises ImageDecodeError for an undecodable one."""
+        if isinstance(image, np.ndarray):
+            return image
+        return self.pixels(open_image(image))
+
+    def prepare_batch(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """(B, 3, H, W) float32."""
+        if not images:
+            height, width = self.config.height, self.config.width
+            return np.zeros((0, 3, height, width), dtype=np.float32)
+        return np.stack([self.prepare(image) for image in images])
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """(B, 3, H, W) float32."""

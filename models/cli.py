@@ -1,0 +1,63 @@
+"""`fashion-retrieval export-onnx`: export a model artifact's towers for ONNX Runtime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from models.artifact import DEFAULT_MODEL_DIR, load_model
+from models.catalog import read_catalog
+from models.encoders import INSTALL_HINT, onnx_available
+from models.errors import ModelsError
+
+EXAMPLE = """example:
+  fashion-retrieval export-onnx --catalog data/sample/catalog.csv
+
+Writes ARTIFACT/onnx/<model id>/ (image.onnx, text.onnx or text-int8.onnx, export.json),
+or the user's cache folder when the artifact's folder is read-only. `serve` and `index
+build` export on first use anyway; run this to do it ahead (a container image build) or
+to check the int8 text tower on a catalogue's titles: it is kept only when every probe
+text's embedding stays within cosine 0.995 of PyTorch's."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fashion-retrieval export-onnx",
+        description="export a model's towers to ONNX for the faster CPU encoder",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, help="model artifact (default: the bundled one)")
+    parser.add_argument(
+        "--catalog", type=Path, help="also check int8 on this catalogue's titles (CSV or JSONL)"
+    )
+    parser.add_argument("--max-titles", type=int, default=2000, metavar="N")
+    parser.add_argument("--no-int8", action="store_true", help="keep the text tower float32")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not onnx_available():
+        print(f"fashion-retrieval export-onnx: error: ONNX Runtime is missing: {INSTALL_HINT}")
+        return 1
+    from models.onnx_export import PROBE_TEXTS, cache_dir_for, export_onnx
+
+    try:
+        model = load_model(args.model, device="cpu")
+        probes = list(PROBE_TEXTS)
+        if args.catalog is not None:
+            titles = sorted({p.text for p in read_catalog(args.catalog).products})
+            probes += titles[: args.max_titles]
+        directory = cache_dir_for(args.model or DEFAULT_MODEL_DIR, model.model_id)
+        info = export_onnx(model, directory, probe_texts=probes, int8=not args.no_int8)
+    except ModelsError as exc:
+        print(f"fashion-retrieval export-onnx: error: {exc}")
+        return 1
+    cosine = (
+        ""
+        if info.text_int8_min_cosine is None
+        else f", int8 min cosine {info.text_int8_min_cosine:.4f}"
+    )
+    print(f"{directory}: text tower {info.text}{cosine} on {info.probe_texts} probe texts")
+    return 0

@@ -1,0 +1,82 @@
+"""Choose the runtime that encodes queries and catalogue photos: `load_encoder`.
+
+On the CPU, ONNX Runtime runs the towers several times faster than PyTorch (the
+depthwise convolutions of EfficientNet above all), so "auto" uses it when it is
+installed (`pip install "fashion-retrieval[onnx]"`), exporting the towers on first use
+(models.onnx_export). PyTorch stays the path on CUDA, and is the fallback, with a log
+line, when ONNX Runtime is missing or a model cannot be exported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from models.artifact import DEFAULT_MODEL_DIR, load_model
+from models.errors import ModelsError
+from models.joint import JointModel
+
+if TYPE_CHECKING:
+    from models.onnx_encoder import OnnxEncoder
+
+logger = logging.getLogger(__name__)
+
+Runtime = Literal["auto", "onnx", "torch"]
+RUNTIMES: tuple[Runtime, ...] = ("auto", "onnx", "torch")
+INSTALL_HINT = 'pip install "fashion-retrieval[onnx]"'
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def load_encoder(
+    path: str | Path | None = None,
+    device: str | torch.device = "auto",
+    *,
+    runtime: Runtime = "auto",
+    threads: int = 0,
+) -> JointModel | OnnxEncoder:
+    """A ready encoder of the artifact at `path` (None: the bundled default model).
+
+    runtime "auto": ONNX Runtime on the CPU when installed, else PyTorch (logged);
+    "onnx": ONNX Runtime or a ModelsError; "torch": PyTorch. On CUDA it is PyTorch.
+    threads: ONNX Runtime threads per call (0: one per core). The ONNX encoder has
+    JointModel's encode_* / preprocess / model_id / embed_dim / device.
+    """
+    if runtime not in RUNTIMES:
+        raise ModelsError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    model = load_model(path, device=device)
+    if runtime == "torch":
+        return model
+    if model.device.type != "cpu":
+        if runtime == "onnx":
+            logger.info("the model is on %s: encoding with PyTorch there", model.device)
+        return model
+    if not onnx_available():
+        if runtime == "onnx":
+            raise ModelsError(f"runtime 'onnx' needs ONNX Runtime: {INSTALL_HINT}")
+        logger.warning(
+            "ONNX Runtime is not installed: encoding with PyTorch on the CPU (%s for the "
+            "faster CPU encoder)",
+            INSTALL_HINT,
+        )
+        return model
+    from models.onnx_encoder import OnnxEncoder  # imports onnxruntime
+    from models.onnx_export import find_or_export
+
+    artifact_dir = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    try:
+        directory, info = find_or_export(model, artifact_dir)
+        encoder = OnnxEncoder(model, directory, info, threads=threads)
+    except Exception as exc:  # any exporter or runtime failure: PyTorch still works
+        if runtime == "onnx":
+            raise ModelsError(f"cannot run {artifact_dir} with ONNX Runtime: {exc}") from exc
+        logger.warning("cannot run the model with ONNX Runtime (%s): encoding with PyTorch", exc)
+        return model
+    logger.info("encoding with ONNX Runtime (text tower %s) from %s", info.text, directory)
+    return encoder

@@ -1,0 +1,81 @@
+"""The ONNX Runtime CPU encoder: `JointModel`'s encode_* with the towers' ONNX graphs.
+
+It keeps the artifact's tokenizer and image preprocessing (the same code decides what
+the towers see) and drops the PyTorch weights once the graphs are loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from models.config import ModelConfig
+from models.joint import JointModel
+from models.onnx_export import IMAGE_GRAPH, ExportInfo
+from models.tokenizers import Tokenizer
+from models.transforms import ImageInput, ImageTransform
+
+
+def cpu_session(path: Path, *, threads: int) -> ort.InferenceSession:
+    """A CPU session; threads 0 = ONNX Runtime's default (one per core)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # No spinning between runs: in the service the cores are wanted by the HTTP loop,
+    # decoding and search the moment a batch is encoded.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxEncoder:
+    """Encodes like `JointModel.encode_images` / `encode_texts`, on the CPU."""
+
+    runtime = "onnx"
+
+    def __init__(
+        self, model: JointModel, directory: Path, info: ExportInfo, *, threads: int = 0
+    ) -> None:
+        self.model_id: str = model.model_id
+        self.config: ModelConfig = model.config
+        self.metrics = model.metrics
+        self.tokenizer: Tokenizer = model.tokenizer
+        self.transform: ImageTransform = model.transform
+        self.export = info
+        self.directory = directory
+        self._text = cpu_session(directory / info.text_graph, threads=threads)
+        self._image = cpu_session(directory / IMAGE_GRAPH, threads=threads)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def preprocess(self, image: ImageInput) -> np.ndarray:
+        """A photo -> the (3, H, W) float32 array `encode_images` takes as it is."""
+        return self.transform.prepare(image)
+
+    def encode_images(self, images: Sequence[ImageInput], batch_size: int = 64) -> np.ndarray:
+        """Photos (paths, bytes, PIL images or `preprocess` arrays) -> (N, embed_dim)
+        float32, L2-normalised. Raises ImageDecodeError for an undecodable one."""
+        chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
+        for start in range(0, len(images), batch_size):
+            pixels = self.transform.prepare_batch(images[start : start + batch_size])
+            chunks.append(self._image.run(None, {"pixels": pixels})[0])
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Titles or queries -> (N, embed_dim) float32, L2-normalised."""
+        chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(texts[start : start + batch_size])
+            feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
+            chunks.append(self._text.run(None, feeds)[0])
+        return np.concatenate(chunks).astype(np.float32, copy=False)

@@ -1,0 +1,268 @@
+"""Export a model's two towers to ONNX, for the ONNX Runtime CPU encoder.
+
+The graphs are cached next to the artifact, in `ARTIFACT/onnx/<model id>/` (or, when
+the artifact's folder is read-only, in the user's cache folder): `image.onnx`,
+`text.onnx` or `text-int8.onnx`, and `export.json` saying which and why. Each graph
+ends with the L2 normalisation, so it returns what `JointModel.encode_*` returns.
+
+The text tower is also quantised to int8 (dynamic, per-channel weights; the feed-forward
+output layers and the projection stay float, as quantising them moved embeddings most)
+and that graph is kept only when its embeddings of the probe texts all stay within
+cosine `INT8_MIN_COSINE` of PyTorch's. The image tower stays float32: dynamic int8
+convolutions are slower in ONNX Runtime, and its float32 graph is already several
+times faster than PyTorch on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.errors import ModelsError
+from models.joint import JointModel
+
+logger = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+EXPORT_INFO = "export.json"
+IMAGE_GRAPH, TEXT_GRAPH, TEXT_INT8_GRAPH = "image.onnx", "text.onnx", "text-int8.onnx"
+OPSET = 17
+INT8_MIN_COSINE = 0.995
+FORMAT_VERSION = 1
+# Probe texts for the int8 check: catalogue titles and shopper queries of every kind.
+PROBE_TEXTS = (
+    "Puma Men Ferrari Black Fleece Jacket",
+    "Nike Men Black Running Shoes",
+    "Lavie Women Red Handbag",
+    "Titan Women Silver Watch",
+    "Fabindia Women Cotton Kurta",
+    "Jockey Men Navy Blue Briefs",
+    "Fastrack Unisex Black Sunglasses",
+    "Catwalk Women Gold Toned Heels",
+    "Wrangler Men Blue Skinny Fit Jeans",
+    "United Colors of Benetton Men Striped Polo T-shirt",
+    "Baggit Women Brown Wallet",
+    "Lakme Absolute Lip Gloss",
+    "Gini and Jony Girls Pink Printed Dress",
+    "Reebok Women White Sports Sandals",
+    "ADIDAS Men Grey Track Pants",
+    "Ethnic Silk Saree with Zari Border",
+    "navy blue checked shirt for men",
+    "red dress",
+    "black leather belt",
+    "white sneakers for women",
+    "kids cartoon t-shirt",
+    "summer floral skirt",
+    "formal shoes brown",
+    "gold earrings",
+    "mens sports watch with steel strap",
+    "denim jacket",
+    "Tshirts",
+    "Navy Blue",
+    "Footwear",
+    "Topwear",
+    "Casual Shoes",
+    "Perfume and Body Mist",
+)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What export.json records."""
+
+    format_version: int
+    model_id: str
+    opset: int
+    text: str  # "int8" or "float32"
+    image: str  # "float32"
+    text_int8_min_cosine: float | None  # on the probe texts; None when not tried
+    probe_texts: int
+    torch: str
+    onnxruntime: str
+
+    @property
+    def text_graph(self) -> str:
+        return TEXT_INT8_GRAPH if self.text == "int8" else TEXT_GRAPH
+
+
+class _TextGraph(nn.Module):
+    def __init__(self, model: JointModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        tokens = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return F.normalize(self.model.embed_texts(tokens).float(), dim=-1)
+
+
+class _ImageGraph(nn.Module):
+    def __init__(self, model: JointModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.embed_images(pixels).float(), dim=-1)
+
+
+def cache_dir_for(artifact_dir: Path, model_id: str) -> Path:
+    """Where the graphs of a model live: next to the artifact when that folder is
+    writable (or already holds them), else in the user's cache folder."""
+    beside = artifact_dir / ONNX_DIR / model_id
+    if (beside / EXPORT_INFO).is_file() or _writable(artifact_dir):
+        return beside
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "fashion-retrieval" / ONNX_DIR / model_id
+
+
+def _writable(directory: Path) -> bool:
+    target = directory / ONNX_DIR if (directory / ONNX_DIR).is_dir() else directory
+    return os.access(target, os.W_OK)
+
+
+def read_export(directory: Path, model_id: str) -> ExportInfo | None:
+    """The export in `directory` when it is complete and of this model, else None."""
+    try:
+        info = ExportInfo(**json.loads((directory / EXPORT_INFO).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    complete = (directory / IMAGE_GRAPH).is_file() and (directory / info.text_graph).is_file()
+    ok = info.model_id == model_id and info.format_version == FORMAT_VERSION
+    return info if ok and complete else None
+
+
+def export_onnx(
+    model: JointModel,
+    directory: Path,
+    *,
+    probe_texts: Sequence[str] = PROBE_TEXTS,
+    int8: bool = True,
+) -> ExportInfo:
+    """Write the model's graphs into `directory` (replaced whole once complete)."""
+    import onnxruntime  # the caller has checked it is installed
+
+    model = model.cpu().eval()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _export_graphs(model, staging)
+        cosine = _try_int8(model, staging, probe_texts) if int8 else None
+        use_int8 = cosine is not None and cosine >= INT8_MIN_COSINE
+        if cosine is not None and not use_int8:
+            (staging / TEXT_INT8_GRAPH).unlink()
+        info = ExportInfo(
+            FORMAT_VERSION,
+            model.model_id,
+            OPSET,
+            "int8" if use_int8 else "float32",
+            "float32",
+            None if cosine is None else round(cosine, 6),
+            len(probe_texts),
+            torch.__version__,
+            onnxruntime.__version__,
+        )
+        (staging / EXPORT_INFO).write_text(json.dumps(asdict(info), indent=2) + "\n", "utf-8")
+        shutil.rmtree(directory, ignore_errors=True)
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info(
+        "exported %s to ONNX in %s (text tower %s%s)",
+        model.model_id,
+        directory,
+        info.text,
+        "" if cosine is None else f"; int8 min cosine {cosine:.4f} on {len(probe_texts)} probes",
+    )
+    return info
+
+
+def _export_graphs(model: JointModel, directory: Path) -> None:
+    tokens = model.tokenize(["navy blue checked shirt for men", "red dress"])
+    config = model.config.preprocess
+    pixels = torch.zeros((2, 3, config.height, config.width))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's tracer warnings are noise here
+        torch.onnx.export(
+            _TextGraph(model),
+            (tokens["input_ids"], tokens["attention_mask"]),
+            str(directory / TEXT_GRAPH),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "embedding": {0: "batch"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        torch.onnx.export(
+            _ImageGraph(model),
+            (pixels,),
+            str(directory / IMAGE_GRAPH),
+            input_names=["pixels"],
+            output_names=["embedding"],
+            dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _try_int8(model: JointModel, directory: Path, probe_texts: Sequence[str]) -> float | None:
+    """Quantise the text graph; -> the lowest cosine to PyTorch over the probes, or None
+    when quantisation is not available (no `onnx` package)."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        logger.info("the onnx package is not installed: the text tower stays float32")
+        return None
+    graph = onnx.load(str(directory / TEXT_GRAPH), load_external_data=False)
+    feed_forward_out = [  # each layer's FFN output projection, not attention's
+        node.name
+        for node in graph.graph.node
+        if node.name.endswith("output/dense/MatMul") and "attention" not in node.name
+    ]
+    head = [node.name for node in graph.graph.node if node.name.startswith("/text_head/")]
+    keep_float = feed_forward_out + head
+    quantize_dynamic(
+        str(directory / TEXT_GRAPH),
+        str(directory / TEXT_INT8_GRAPH),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=keep_float,
+    )
+    from models.onnx_encoder import cpu_session  # one session factory for both
+
+    session = cpu_session(directory / TEXT_INT8_GRAPH, threads=0)
+    tokens = model.tokenizer(list(probe_texts))
+    feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
+    quantised = session.run(None, feeds)[0]
+    reference = model.encode_texts(list(probe_texts))
+    return float(np.min(np.sum(quantised * reference, axis=1)))
+
+
+def find_or_export(model: JointModel, artifact_dir: Path) -> tuple[Path, ExportInfo]:
+    """The cached export of the model, made first when there is none."""
+    directory = cache_dir_for(artifact_dir, model.model_id)
+    info = read_export(directory, model.model_id)
+    if info is not None:
+        return directory, info
+    if not directory.parent.is_dir() and not _writable(artifact_dir):
+        logger.info("%s is read-only: caching the ONNX graphs in %s", artifact_dir, directory)
+    try:
+        return directory, export_onnx(model, directory)
+    except OSError as exc:
+        raise ModelsError(f"cannot write the ONNX graphs into {directory}: {exc}") from exc
