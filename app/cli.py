@@ -27,9 +27,14 @@ examples:
       serve the bundled sample catalogue (its index is built on first start)
       on http://127.0.0.1:8000
   fashion-retrieval serve --index var/index --model runs/lite0/best --host 0.0.0.0
+  fashion-retrieval serve --backend milvus --milvus-uri http://milvus:19530 \
+      --collection fashion_products
+      serve an index built with `index build --backend milvus` (README: Scaling out)
 
 Every option is also an environment variable (the option wins), e.g.
-FASHION_INDEX__PATH, FASHION_MODEL__PATH, FASHION_SERVER__HOST, FASHION_SERVER__PORT;
+FASHION_INDEX__PATH, FASHION_MODEL__PATH, FASHION_SERVER__HOST, FASHION_SERVER__PORT,
+FASHION_INDEX__BACKEND, FASHION_INDEX__MILVUS_URI, FASHION_INDEX__COLLECTION (a Milvus
+token: FASHION_MILVUS__TOKEN);
 the admin token for POST /v1/admin/reload is FASHION_ADMIN__TOKEN (no token: reload off).
 """
 
@@ -59,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", help='"auto" (GPU when there is one), "cpu" or "cuda", for model and index'
     )
+    parser.add_argument(
+        "--backend", choices=("faiss", "milvus"), help="where the index lives (default: faiss)"
+    )
+    parser.add_argument(
+        "--milvus-uri", metavar="URI", help="Milvus: a local .db file or http://host:19530"
+    )
+    parser.add_argument(
+        "--collection", metavar="NAME", help="Milvus: the collection alias (fashion_products)"
+    )
     return parser
 
 
@@ -72,6 +86,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.device is not None:
         overrides["model"]["device"] = args.device
         overrides["index"]["device"] = args.device
+    for option, field in (
+        ("backend", "backend"),
+        ("milvus_uri", "milvus_uri"),
+        ("collection", "collection"),
+    ):
+        if getattr(args, option) is not None:
+            overrides["index"][field] = getattr(args, option)
     if args.host is not None:
         overrides["server"]["host"] = args.host
     if args.port is not None:
@@ -97,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fashion-retrieval serve: error: {exc}", file=sys.stderr)
         return 1
     # Reload reopens the index actually served (the sample index when none was given).
-    settings.index.path = serving.index_path
+    if settings.index.backend == "faiss":
+        settings.index.path = serving.index_path  # type: ignore[assignment]
     app = create_app(settings, model=serving.model, index=serving.index)
     server = settings.server
     print(

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.errors import InvalidFilterError, UnknownAttributeError
+from indexer.errors import IndexUnavailableError, InvalidFilterError, UnknownAttributeError
 from models.errors import ImageDecodeError
 from models.images import ImageTooLargeError
 
@@ -130,6 +130,11 @@ async def _on_bad_filter(request: Request, exc: Exception) -> JSONResponse:
     return _json_error(422, str(exc))
 
 
+async def _on_index_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("index unavailable: %s", exc)
+    return _json_error(503, f"the index is unavailable, try again shortly: {exc}")
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
@@ -153,6 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ImageDecodeError, _on_image_decode_error)
     app.add_exception_handler(UnknownAttributeError, _on_bad_filter)
     app.add_exception_handler(InvalidFilterError, _on_bad_filter)
+    app.add_exception_handler(IndexUnavailableError, _on_index_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected_error)

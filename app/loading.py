@@ -16,15 +16,18 @@ from pathlib import Path
 import torch
 
 from app.errors import IndexModelMismatchError
+from app.milvus_backend import milvus_opener, open_or_build_milvus
 from app.protocols import Encoder, SearchIndex
 from app.settings import IndexSettings, ModelSettings, Settings
 from indexer import build_index, open_index
 from indexer.errors import IndexNotFoundError
-from models import load_model
+from models import JointModel
+from models.encoders import load_encoder as load_runtime_encoder
 
 logger = logging.getLogger(__name__)
 
-IndexOpener = Callable[[Path], SearchIndex]
+# Path of a FAISS index directory, or a Milvus URI (its opener knows the collection).
+IndexOpener = Callable[[Path | str], SearchIndex]
 
 
 @dataclass
@@ -33,25 +36,37 @@ class Serving:
 
     model: Encoder
     index: SearchIndex
-    index_path: Path | None
+    index_path: Path | str | None
     open_index: IndexOpener
 
 
 def load_encoder(settings: ModelSettings) -> Encoder:
-    """The model artifact of the settings (None: the bundled default model)."""
-    if settings.threads:
+    """The model artifact of the settings (None: the bundled default model), encoding
+    with the configured runtime (ONNX Runtime on the CPU when installed)."""
+    encoder = load_runtime_encoder(
+        settings.path, settings.device, runtime=settings.runtime, threads=settings.threads
+    )
+    if not isinstance(encoder, JointModel):
+        # PyTorch only scans the index now (indexer.scan): one thread per search, as FAISS.
+        torch.set_num_threads(1)
+    elif settings.threads:
         # Process-wide; on a CPU shared with other busy processes fewer threads spin less.
         torch.set_num_threads(settings.threads)
-    return load_model(settings.path, device=settings.device)
+    return encoder
 
 
-def default_opener(settings: IndexSettings) -> IndexOpener:
-    return partial(open_index, device=settings.device)
+def default_opener(settings: IndexSettings, milvus_token: str | None = None) -> IndexOpener:
+    if settings.backend == "milvus":
+        return milvus_opener(settings, milvus_token)
+    return partial(open_index, device=settings.device, scan=settings.scan)
 
 
-def open_checked(path: Path, model: Encoder, opener: IndexOpener) -> SearchIndex:
+def open_checked(path: Path | str, model: Encoder, opener: IndexOpener) -> SearchIndex:
     """Open the published index at `path`; refuse one built with another model."""
-    index = opener(path)
+    return _checked_model(opener(path), model, path)
+
+
+def _checked_model(index: SearchIndex, model: Encoder, path: Path | str) -> SearchIndex:
     if index.manifest.model_id != model.model_id:
         built_with = index.manifest.model_id
         index.close()
@@ -103,9 +118,14 @@ def prepare(
     opener: IndexOpener | None = None,
 ) -> Serving:
     """Load (or take) the model and the index. Blocking: run it in a worker thread."""
-    opener = opener or default_opener(settings.index)
+    opener = opener or default_opener(settings.index, settings.milvus_token)
     model = model if model is not None else load_encoder(settings.model)
-    path = settings.index.path
+    path: Path | str | None = settings.index.path
+    if settings.index.backend == "milvus":
+        path = settings.index.milvus_uri  # what reload reopens, through the Milvus opener
+        if index is None:
+            index = open_or_build_milvus(settings.index, model, opener, settings.milvus_token)
+            index = _checked_model(index, model, path)
     if index is None:
         path, index = open_or_build(settings.index, model, opener)
     elif index.manifest.model_id != model.model_id:

@@ -8,6 +8,7 @@ once, in `create_app()` (or by the CLI), never at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +34,13 @@ class ModelSettings(BaseModel):
     threads: int = Field(
         default=0,
         ge=0,
-        description="PyTorch threads for encoding on CPU; 0 = PyTorch's default (all cores).",
+        description="Encoding threads on the CPU (PyTorch's, or ONNX Runtime's per batch); "
+        "0 = the runtime's default (all cores).",
+    )
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description='What encodes on the CPU: "auto" (ONNX Runtime when installed, else '
+        'PyTorch, logged), "onnx" or "torch". On CUDA it is PyTorch.',
     )
 
 
@@ -54,6 +61,35 @@ class IndexSettings(BaseModel):
     build_if_missing: bool = Field(
         default=False,
         description="Build `path` from `catalog` on start when it holds no index yet.",
+    )
+    scan: Literal["float16", "float32", "faiss"] = Field(
+        default="float16",
+        description='How an exact index is scanned on the CPU: "float16" (half the bytes, '
+        'a short list re-scored exactly), "float32" (exact) or "faiss" (FAISS, one query '
+        "at a time: the path before batching).",
+    )
+    scan: Literal["float16", "float32", "faiss"] = Field(
+        default="float16",
+        description='How an exact index is scanned on the CPU: "float16" (half the bytes, '
+        'a short list re-scored exactly), "float32" (exact) or "faiss" (FAISS, one query '
+        "at a time: the path before batching).",
+    )
+    backend: Literal["faiss", "milvus"] = Field(
+        default="faiss",
+        description='Where the index lives: "faiss" (files in `path`) or "milvus".',
+    )
+    milvus_uri: str = Field(
+        default="",
+        description="Milvus: a local .db file (Milvus Lite) or http://host:19530.",
+    )
+    collection: str = Field(
+        default="fashion_products",
+        description="Milvus: the collection alias that names the index.",
+    )
+    images_dir: Path | None = Field(
+        default=None,
+        description="Milvus: base folder of the product photos; empty = the catalogue "
+        "folder the index was built from.",
     )
 
 
@@ -102,6 +138,16 @@ class BatchingSettings(BaseModel):
     max_wait_ms: float = Field(
         default=2.0, ge=0.0, le=100.0, description="How long a batch waits for company."
     )
+    search: Literal["batched", "per-query"] = Field(
+        default="batched",
+        description='"batched": the queries of a batch are searched together, one index '
+        'search per target and filter set; "per-query": one search each.',
+    )
+    search: Literal["batched", "per-query"] = Field(
+        default="batched",
+        description='"batched": the queries of a batch are searched together, one index '
+        'search per target and filter set; "per-query": one search each.',
+    )
 
 
 class QueryCacheSettings(BaseModel):
@@ -116,6 +162,14 @@ class QueryCacheSettings(BaseModel):
 class AdminSettings(BaseModel):
     token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin/*; empty = admin endpoints off."
+    )
+
+
+class MilvusSettings(BaseModel):
+    token: SecretStr | None = Field(
+        default=None,
+        description="Milvus: token (user:password or an API key) for a server with "
+        "authentication; empty = none.",
     )
 
 
@@ -137,11 +191,18 @@ class Settings(BaseSettings):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     query_cache: QueryCacheSettings = Field(default_factory=QueryCacheSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
 
     @property
     def admin_token(self) -> str | None:
         """The configured admin token, or None when admin endpoints are off."""
         token = self.admin.token.get_secret_value() if self.admin.token else ""
+        return token or None
+
+    @property
+    def milvus_token(self) -> str | None:
+        """The Milvus token, or None for a server without authentication."""
+        token = self.milvus.token.get_secret_value() if self.milvus.token else ""
         return token or None
 
 

@@ -16,6 +16,7 @@ from indexer.encode import DEFAULT_BATCH_SIZE
 from indexer.errors import IndexerError
 from indexer.gpu import DEVICES
 from indexer.info import describe_index
+from indexer.milvus import cli as milvus_cli
 from indexer.skips import DEFAULT_MAX_SKIPPED
 from indexer.update import update_index
 from indexer.verify import verify_index
@@ -29,26 +30,33 @@ PROG = "fashion-retrieval index"
 
 BUILD_EXAMPLE = """example:
   fashion-retrieval index build --catalog data/sample/catalog.csv --out var/index
+  fashion-retrieval index build --catalog data/sample/catalog.csv --backend milvus \
+      --milvus-uri var/milvus.db --collection fashion_products
 
 Encodes every product's image and text (through an embedding cache in OUT/cache, so a
 build re-run after a crash only encodes what is missing), fuses them into product
 vectors (--product-weights) and publishes a new version of OUT atomically, one FAISS
 index per search target (image, text, product); the previous version keeps serving
-until the new one is complete."""
+until the new one is complete. With --backend milvus the version is a new collection
+and the alias --collection moves onto it once it is checked (README: Scaling out)."""
 
 UPDATE_EXAMPLE = """examples:
   fashion-retrieval index update --index var/index --catalog new-products.csv
   fashion-retrieval index update --index var/index --delete 1528 1539
   fashion-retrieval index update --index var/index --delete-file discontinued.txt
+  fashion-retrieval index update --backend milvus --milvus-uri http://milvus:19530 --delete 1528
 
 Products of the catalogue whose id the index holds are replaced, others added. The model
-must be the one the index was built with. Publishes a new version atomically."""
+must be the one the index was built with. Publishes a new version atomically (FAISS); on
+Milvus, upserts and deletes on the published collection, batch by batch."""
 
 INFO_EXAMPLE = """example:
-  fashion-retrieval index info var/index"""
+  fashion-retrieval index info var/index
+  fashion-retrieval index info --backend milvus --milvus-uri var/milvus.db"""
 
 VERIFY_EXAMPLE = """example:
   fashion-retrieval index verify var/index && echo index is sound
+  fashion-retrieval index verify --backend milvus --milvus-uri http://milvus:19530
 
 Exit code 0 only when every checksum matches and all files agree on the products."""
 
@@ -114,7 +122,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "--catalog", type=Path, required=True, metavar="CSV", help="catalogue (CSV or JSON Lines)"
     )
     build.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="index directory to publish into"
+        "--out", type=Path, metavar="DIR", help="index directory to publish into (FAISS)"
     )
     build.add_argument(
         "--index-type",
@@ -133,6 +141,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "'product' (default: 0.9,0.1); updates reuse them",
     )
     _add_model_options(build)
+    milvus_cli.add_backend_options(build, build=True)
 
 
 def _weights(text: str) -> ProductWeights:
@@ -150,7 +159,7 @@ def _add_update(commands: argparse._SubParsersAction) -> None:
         UPDATE_EXAMPLE,
     )
     update.add_argument(
-        "--index", type=Path, required=True, metavar="DIR", help="index directory to update"
+        "--index", type=Path, metavar="DIR", help="index directory to update (FAISS)"
     )
     update.add_argument(
         "--catalog", type=Path, metavar="CSV", help="catalogue of products to add or replace"
@@ -165,6 +174,7 @@ def _add_update(commands: argparse._SubParsersAction) -> None:
         help="file of ids to remove, one per line (# comments)",
     )
     _add_model_options(update)
+    milvus_cli.add_backend_options(update)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,9 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(commands)
     _add_update(commands)
     info = _subparser(commands, "info", "describe an index: its manifest, in words", INFO_EXAMPLE)
-    info.add_argument("index", type=Path, metavar="INDEX_DIR")
+    info.add_argument("index", type=Path, nargs="?", metavar="INDEX_DIR")
+    milvus_cli.add_backend_options(info)
     verify = _subparser(commands, "verify", "check an index's checksums and counts", VERIFY_EXAMPLE)
-    verify.add_argument("index", type=Path, metavar="INDEX_DIR")
+    verify.add_argument("index", type=Path, nargs="?", metavar="INDEX_DIR")
+    milvus_cli.add_backend_options(verify)
     return parser
 
 
@@ -214,6 +226,9 @@ def _summary(report: BuildReport) -> str:
 
 
 def _run_build(args: argparse.Namespace) -> int:
+    if args.backend == "milvus":
+        return milvus_cli.run_build(args)
+    _require(args.out, "--out DIR")
     model = load_model(args.model, device=args.device)
     report = build_index(
         args.catalog,
@@ -244,6 +259,9 @@ def read_id_file(path: Path) -> list[str]:
 
 def _run_update(args: argparse.Namespace) -> int:
     deletions = list(args.delete) + (read_id_file(args.delete_file) if args.delete_file else [])
+    if args.backend == "milvus":
+        return milvus_cli.run_update(args, deletions)
+    _require(args.index, "--index DIR")
     model = load_model(args.model, device=args.device) if args.catalog is not None else None
     report = update_index(
         args.index,
@@ -261,12 +279,23 @@ def _run_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require(value: object, option: str) -> None:
+    if value is None:
+        raise IndexerError(f"the FAISS backend needs {option} (or give --backend milvus)")
+
+
 def _run_info(args: argparse.Namespace) -> int:
+    if args.backend == "milvus":
+        return milvus_cli.run_info(args)
+    _require(args.index, "INDEX_DIR")
     print(describe_index(args.index))
     return 0
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    if args.backend == "milvus":
+        return milvus_cli.run_verify(args)
+    _require(args.index, "INDEX_DIR")
     report = verify_index(args.index)
     if report.ok and report.manifest is not None:
         print(f"ok: {report.version_dir}: {report.manifest.count} products, every file checks out")

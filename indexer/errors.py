@@ -68,3 +68,7 @@ class CacheError(IndexerError):
 
 class StorageError(IndexerError):
     """Writing an index directory failed: a full disk, no permission, a read-only volume."""
+
+
+class IndexUnavailableError(IndexerError):
+    """The index's server (Milvus) cannot be reached; it may come back by itself."""

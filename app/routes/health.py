@@ -8,6 +8,7 @@ from app.deps import MetricsDep
 from app.errors import NotReadyError
 from app.openapi import errors
 from app.schemas import Health, Readiness
+from indexer.errors import IndexerError
 
 router = APIRouter(tags=["operations"])
 
@@ -24,6 +25,13 @@ def readyz(request: Request) -> Readiness:
     service = getattr(request.app.state, "service", None)
     if service is None:
         raise NotReadyError("not ready: the model and the index are not loaded yet")
+    # An index on a server (Milvus) says whether it can answer now; files always can.
+    check_available = getattr(service.holder.current, "check_available", None)
+    if check_available is not None:
+        try:
+            check_available()
+        except IndexerError as exc:
+            raise NotReadyError(f"not ready: {exc}") from exc
     return Readiness(status="ready", model=service.model_id, products=len(service.holder.current))
 
 
