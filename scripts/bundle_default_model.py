@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from models import DEFAULT_MODEL_DIR, load_model, read_catalog, read_metrics, save_artifact
-from training.data import split_products
+from training.data import SplitSpec
 from training.evaluate import evaluate_seed
 
 
@@ -24,13 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     full = load_model(args.artifact, device="cpu")
-    split = full.metrics.get("split", {})
-    val = split_products(
-        read_catalog(args.catalog).products,
-        seed=split.get("seed", 0),
-        val_fraction=split.get("val_fraction", 0.1),
-        test_fraction=split.get("test_fraction", 0.1),
-    ).val
+    val = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products).val
     before = evaluate_seed(full, val)
     staging = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models import load_model, read_catalog
-from training.data import split_products
+from training.data import SplitSpec
 from training.diagnose import (
     BRAND,
     attribute_probe,
@@ -48,14 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     model = load_model(args.model, device="auto")
-    split = model.metrics.get("split", {})
     catalogue = read_catalog(args.catalog).products
-    splits = split_products(
-        catalogue,
-        seed=split.get("seed", 0),
-        val_fraction=split.get("val_fraction", 0.1),
-        test_fraction=split.get("test_fraction", 0.1),
-    )
+    splits = SplitSpec.from_metrics(model.metrics).split(catalogue)
     train = random.Random(args.seed).sample(splits.train, min(args.train_sample, len(splits.train)))
     val = splits.val
     if not train or not val:

@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from models import ModelsError, load_model, read_catalog
-from models.fusion import parse_weights
 from models.artifact import read_metrics, write_metrics
+from models.fusion import parse_weights
 from training.config import available_configs, load_config
-from training.data import split_products
+from training.data import SplitSpec
 from training.evaluate import (
     PROTOCOLS,
     TARGETS,
@@ -126,13 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     catalog = read_catalog(args.catalog)
-    split = model.metrics.get("split", {})
-    splits = split_products(
-        catalog.products,
-        seed=split.get("seed", 0),
-        val_fraction=split.get("val_fraction", 0.1),
-        test_fraction=split.get("test_fraction", 0.1),
-    )
+    splits = SplitSpec.from_metrics(model.metrics).split(catalog.products)
     products = catalog.products if args.split == "all" else splits.get(args.split)
     if not products:
         print(f"error: the {args.split} split of {args.catalog} is empty", file=sys.stderr)

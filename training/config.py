@@ -16,13 +16,13 @@ from pydantic.dataclasses import dataclass
 
 from models import ConfigError, ModelConfig
 from models.config import STRICT_CONFIG, Positive, parse_config_section
+from training.data import DEFAULT_SPLIT, Fraction, SplitSpec
 from training.queries import FIELDS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SCHEMES = ("cmpl", "siamese", "corrnet")
 Count = Annotated[int, Field(ge=0)]
 NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 @dataclass(frozen=True, config=STRICT_CONFIG)
@@ -63,11 +63,15 @@ class OptimConfig:
 
 @dataclass(frozen=True, config=STRICT_CONFIG)
 class DataConfig:
-    split_seed: int = 0
-    val_fraction: Fraction = 0.1
-    test_fraction: Fraction = 0.1
+    split_seed: int = DEFAULT_SPLIT.seed
+    val_fraction: Fraction = DEFAULT_SPLIT.val_fraction
+    test_fraction: Fraction = DEFAULT_SPLIT.test_fraction
     val_gallery: Positive = 1000
     num_workers: Count = 0
+
+    @property
+    def split(self) -> SplitSpec:
+        return SplitSpec(self.split_seed, self.val_fraction, self.test_fraction)
 
 
 @dataclass(frozen=True, config=STRICT_CONFIG)

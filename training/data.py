@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from torch.utils.data import Dataset, Sampler
 
 from models import Product, open_image
+from models.config import STRICT_CONFIG, parse_config_section
 from models.transforms import ImageTransform
 from training.augment import augment
 
@@ -33,13 +37,39 @@ def _unit_interval(seed: int, title: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_products(
-    products: Sequence[Product],
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-) -> Splits:
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+@pydantic_dataclass(frozen=True, config=STRICT_CONFIG)
+class SplitSpec:
+    """How a catalogue is split: the one owner of the defaults (seed 0, 80/10/10).
+
+    Training records it in the artifact's metrics.json ("split"); everything that
+    scores a model on a split reads it back with `from_metrics`.
+    """
+
+    seed: int = 0
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1
+
+    def split(self, products: Sequence[Product]) -> Splits:
+        return split_products(products, self)
+
+    def to_metrics(self) -> dict[str, Any]:
+        """The "split" entry of metrics.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, Any]) -> SplitSpec:
+        """The split an artifact was trained with, from its metrics (`model.metrics` or
+        metrics.json); the defaults for artifacts that recorded none."""
+        return parse_config_section(cls, metrics.get("split") or {}, "the split in metrics.json")
+
+
+DEFAULT_SPLIT = SplitSpec()
+
+
+def split_products(products: Sequence[Product], spec: SplitSpec = DEFAULT_SPLIT) -> Splits:
     """Deterministic train/val/test split grouped by exact title.
 
     Each title is hashed with the seed to a point in [0, 1): every product of one title
@@ -48,12 +78,12 @@ def split_products(
     """
     sides: dict[str, list[Product]] = {"train": [], "val": [], "test": []}
     for product in products:
-        point = _unit_interval(seed, product.text)
+        point = _unit_interval(spec.seed, product.text)
         side = (
             "test"
-            if point < test_fraction
+            if point < spec.test_fraction
             else "val"
-            if point < test_fraction + val_fraction
+            if point < spec.test_fraction + spec.val_fraction
             else "train"
         )
         sides[side].append(product)

@@ -27,10 +27,9 @@ from training.data import (
     Splits,
     collate_pairs,
     identity_labels,
-    split_products,
 )
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
-from training.evaluate import evaluate_categories, evaluate_catalog, evaluate_seed, selection_score
+from training.evaluate import evaluate_catalog, evaluate_categories, evaluate_seed, selection_score
 from training.init import model_from_artifact
 from training.objectives import build_objective, multi_field_loss
 from training.optim import apply_freezing, build_scheduler, param_groups
@@ -81,12 +80,7 @@ def _prepare(
 ) -> tuple[Splits, list[int], JointModel, nn.Module]:
     catalog = read_catalog(catalog_path)
     logger.info(catalog.summary())
-    splits = split_products(
-        catalog.products,
-        seed=config.data.split_seed,
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-    )
+    splits = config.data.split.split(catalog.products)
     if len(splits.train) < 2:
         raise ValueError(
             f"the training split of {catalog_path} has {len(splits.train)} products; need at least 2"
@@ -403,11 +397,7 @@ def _end_of_epoch(
                 "config": config.name,
                 "epoch": state.epoch,
                 "train_loss": loss,
-                "split": {
-                    "seed": config.data.split_seed,
-                    "val_fraction": config.data.val_fraction,
-                    "test_fraction": config.data.test_fraction,
-                },
+                "split": config.data.split.to_metrics(),
                 "val": record.get("val"),
             },
         )

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import Product, read_catalog
+from models import ConfigError, Product, read_catalog
 from models.config import PreprocessConfig
 from models.transforms import ImageTransform
+from training.config import DataConfig
 from training.data import (
+    DEFAULT_SPLIT,
     IdentityBatchSampler,
     PairDataset,
+    SplitSpec,
     collate_pairs,
     identity_labels,
     split_products,
@@ -31,19 +34,19 @@ def _sides(splits) -> dict[str, str]:
 
 
 def test_split_is_deterministic_and_covers_every_product(products: list[Product]) -> None:
-    first, second = split_products(products, seed=0), split_products(products, seed=0)
+    first, second = split_products(products), SplitSpec(seed=0).split(products)
     assert first == second
     assert sorted(_sides(first)) == sorted(p.id for p in products)
     sizes = {name: len(first.get(name)) for name in ("train", "val", "test")}
     assert sum(sizes.values()) == len(products)
     assert 50 <= sizes["val"] <= 150 and 50 <= sizes["test"] <= 150  # about 10% each of 1,000
-    assert split_products(products, seed=1) != first  # the seed matters
+    assert SplitSpec(seed=1).split(products) != first  # the seed matters
 
 
 def test_all_products_of_a_title_fall_on_one_side(products: list[Product]) -> None:
     # the sample has repeated titles; add more copies so every side gets groups
     copies = [Product(f"{p.id}-copy{i}", p.image, p.text) for p in products[:300] for i in range(2)]
-    splits = split_products(products + copies, seed=0, val_fraction=0.2, test_fraction=0.2)
+    splits = SplitSpec(0, val_fraction=0.2, test_fraction=0.2).split(products + copies)
     sides_of_title: dict[str, set[str]] = defaultdict(set)
     for name in ("train", "val", "test"):
         for product in splits.get(name):
@@ -53,19 +56,40 @@ def test_all_products_of_a_title_fall_on_one_side(products: list[Product]) -> No
 
 
 def test_adding_or_reordering_products_moves_no_old_product(products: list[Product]) -> None:
-    old = _sides(split_products(products[:600], seed=0))
+    old = _sides(split_products(products[:600]))
     shuffled = products[:]
     random.Random(0).shuffle(shuffled)
-    grown = _sides(split_products(shuffled, seed=0))
+    grown = _sides(split_products(shuffled))
     assert {pid: grown[pid] for pid in old} == old
 
 
 def test_fractions_of_zero_and_one(products: list[Product]) -> None:
-    everything = split_products(products, val_fraction=0.0, test_fraction=0.0)
+    everything = SplitSpec(val_fraction=0.0, test_fraction=0.0).split(products)
     assert len(everything.train) == len(products) and not everything.val and not everything.test
-    assert len(split_products(products, val_fraction=0.0, test_fraction=1.0).test) == len(products)
+    assert len(SplitSpec(test_fraction=1.0).split(products).test) == len(products)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         everything.get("dev")
+
+
+def test_the_split_has_one_owner_of_its_defaults() -> None:
+    """80/10/10 with seed 0: the training config, the recorded metrics and their reader
+    agree, and an artifact that recorded no split reads back the defaults."""
+    assert DEFAULT_SPLIT == SplitSpec(seed=0, val_fraction=0.1, test_fraction=0.1)
+    assert DataConfig().split == DEFAULT_SPLIT
+    assert SplitSpec.from_metrics({}) == DEFAULT_SPLIT
+    assert SplitSpec.from_metrics({"split": None}) == DEFAULT_SPLIT
+    custom = DataConfig(split_seed=3, val_fraction=0.2, test_fraction=0.05).split
+    metrics = {"split": custom.to_metrics()}
+    assert metrics == {"split": {"seed": 3, "val_fraction": 0.2, "test_fraction": 0.05}}
+    assert SplitSpec.from_metrics(metrics) == custom
+    assert SplitSpec.from_metrics({"split": {"seed": 3}}) == SplitSpec(seed=3)
+
+
+def test_an_unreadable_recorded_split_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) in the split in metrics.json: frac"):
+        SplitSpec.from_metrics({"split": {"frac": 0.1}})
+    with pytest.raises(ConfigError, match="invalid val_fraction in the split in metrics.json"):
+        SplitSpec.from_metrics({"split": {"val_fraction": "0.1"}})
 
 
 def test_identity_labels_follow_titles_in_first_seen_order() -> None:
