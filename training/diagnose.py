@@ -77,6 +77,7 @@ def retrieved_agreement(
     scores: np.ndarray,
     query_values: Sequence[str],
     gallery_values: Sequence[str],
+    *,
     k: int = 10,
 ) -> float:
     """Share of the top-k gallery items (by score, (Q, G)) whose value equals their query's."""

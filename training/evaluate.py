@@ -112,8 +112,8 @@ def evaluate_categories(
     model: JointModel,
     queries: Sequence[Product],
     gallery: Sequence[Product],
-    gallery_embeddings: np.ndarray,
     *,
+    gallery_embeddings: np.ndarray,
     fields: Sequence[str] = CATEGORY_FIELDS,
     batch_size: int = 128,
 ) -> dict[str, dict[str, float]]:
@@ -197,7 +197,9 @@ def evaluate_catalog_tasks(
         )
         if target != "image":  # photos query titles: the product target has no such side
             del results["image_to_text"]
-        categories = evaluate_categories(model, queries, gallery, embeddings, batch_size=batch_size)
+        categories = evaluate_categories(
+            model, queries, gallery, gallery_embeddings=embeddings, batch_size=batch_size
+        )
         out[target] = {"results": results, "categories": categories}
     return out
 

@@ -70,13 +70,13 @@ def _validate(model: JointModel, config: TrainConfig, val: list) -> tuple[dict, 
     seed = evaluate_seed(model, val, gallery_size=config.data.val_gallery, seed=config.seed)
     photos = model.encode_images([p.image for p in val])
     title = evaluate_catalog(model, val, val, gallery_embeddings=(photos, None))
-    categories = evaluate_categories(model, val, val, photos)
+    categories = evaluate_categories(model, val, val, gallery_embeddings=photos)
     metrics = {**seed, "title_to_photo": title["text_to_image"], "categories": categories}
     return metrics, selection_score(title["text_to_image"], categories)
 
 
 def _prepare(
-    config: TrainConfig, catalog_path: Path, device: torch.device, init: Path | None
+    config: TrainConfig, catalog_path: Path, *, device: torch.device, init: Path | None
 ) -> tuple[Splits, list[int], JointModel, nn.Module]:
     catalog = read_catalog(catalog_path)
     logger.info(catalog.summary())
@@ -95,7 +95,10 @@ def _prepare(
         )
     ).to(device)
     objective = build_objective(
-        config, len(identities), model.image_tower.feature_dim, model.text_tower.feature_dim
+        config,
+        len(identities),
+        image_dim=model.image_tower.feature_dim,
+        text_dim=model.text_tower.feature_dim,
     ).to(device)
     return splits, labels, model, objective
 
@@ -129,7 +132,9 @@ def train(
     _seed_everything(config.seed)
     try:
         init_path = Path(init) if init is not None else None
-        splits, labels, model, objective = _prepare(config, Path(catalog_path), resolved, init_path)
+        splits, labels, model, objective = _prepare(
+            config, Path(catalog_path), device=resolved, init=init_path
+        )
         _seed_everything(config.seed + dist_info.rank)
         optimizer = torch.optim.AdamW(
             param_groups(config, model, objective), weight_decay=config.optim.weight_decay
@@ -139,7 +144,15 @@ def train(
             out.mkdir(parents=True, exist_ok=True)
         if resume and (out / CHECKPOINT).is_file():
             _restore(state, out / CHECKPOINT, config)
-        _run_epochs(config, state, splits, labels, out, dist_info, progress)
+        _run_epochs(
+            config,
+            state,
+            splits=splits,
+            labels=labels,
+            out=out,
+            dist_info=dist_info,
+            progress=progress,
+        )
     finally:
         cleanup(dist_info)
     return out / MODEL_DIR
@@ -174,6 +187,7 @@ def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
 def _run_epochs(
     config: TrainConfig,
     state: TrainState,
+    *,
     splits: Splits,
     labels: list[int],
     out: Path,
@@ -181,7 +195,9 @@ def _run_epochs(
     progress: bool,
 ) -> None:
     model = state.model
-    dataset = _training_dataset(config, model, splits, labels, out, dist_info)
+    dataset = _training_dataset(
+        config, model, splits=splits, labels=labels, out=out, dist_info=dist_info
+    )
     sampler = IdentityBatchSampler(
         labels,
         config.optim.batch_size,
@@ -216,17 +232,28 @@ def _run_epochs(
     for epoch in range(state.epoch + 1, config.optim.epochs + 1):
         frozen = apply_freezing(config, model, epoch)
         sampler.set_epoch(epoch, skip=state.step)
-        run = EpochRun(config, state, loader, dist_info, epoch, frozen, progress, out, splits)
+        run = EpochRun(
+            config=config,
+            state=state,
+            loader=loader,
+            dist_info=dist_info,
+            epoch=epoch,
+            frozen=frozen,
+            progress=progress,
+            out=out,
+            splits=splits,
+        )
         loss, speed = _train_one_epoch(run)
         state.epoch, state.step, state.partial_loss = epoch, 0, (0.0, 0)
         if dist_info.is_main:
-            _end_of_epoch(config, state, splits, out, loss, speed)
+            _end_of_epoch(config, state, splits=splits, out=out, loss=loss, speed=speed)
         barrier(dist_info)
 
 
 def _training_dataset(
     config: TrainConfig,
     model: JointModel,
+    *,
     splits: Splits,
     labels: list[int],
     out: Path,
@@ -248,7 +275,7 @@ def _training_dataset(
     return CachedPairDataset(cache, splits.train, labels)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EpochRun:
     """What one epoch of training needs."""
 
@@ -375,6 +402,7 @@ def _save_checkpoint(config: TrainConfig, state: TrainState, out: Path) -> None:
 def _end_of_epoch(
     config: TrainConfig,
     state: TrainState,
+    *,
     splits: Splits,
     out: Path,
     loss: float,

@@ -196,8 +196,10 @@ OBJECTIVES: dict[str, ObjectiveFactory] = {
 
 
 def build_objective(
-    config: TrainConfig, num_identities: int, image_dim: int, text_dim: int
+    config: TrainConfig, num_identities: int, *, image_dim: int, text_dim: int
 ) -> nn.Module:
+    """The scheme's loss module: (image features, text features, image and text
+    embeddings), identities (B,) -> scalar loss. Features are (B, image_dim/text_dim)."""
     if config.scheme not in OBJECTIVES:
         raise ValueError(
             f"no objective for scheme {config.scheme!r}; known: {', '.join(OBJECTIVES)}"

@@ -133,7 +133,7 @@ def test_category_tasks_on_a_hand_made_gallery() -> None:
             return np.array([self.rows[t] for t in texts], dtype=np.float32)
 
     queries = gallery[:2]  # values of s1 and w1 query: s2's extra value "Black" does not
-    results = evaluate_categories(ValueEncoder(), queries, gallery, photos)  # type: ignore[arg-type]
+    results = evaluate_categories(ValueEncoder(), queries, gallery, gallery_embeddings=photos)  # type: ignore[arg-type]
     assert set(results) == {"masterCategory", "articleType", "baseColour"}  # no subCategory
     article = results["articleType"]
     assert article["queries"] == 2

@@ -53,7 +53,9 @@ def test_a_tiny_model_ranks_the_right_article_type_first(
         optimizer.step()
         if step % 10 == 0:
             photos = model.encode_images([p.image for p in batch])
-            result = evaluate_categories(model, batch, batch, photos, fields=["articleType"])
+            result = evaluate_categories(
+                model, batch, batch, gallery_embeddings=photos, fields=["articleType"]
+            )
             if result["articleType"]["P@1"] == 1.0:
                 break
     assert result["articleType"]["queries"] == TYPES

@@ -104,7 +104,10 @@ def _overfit(
     torch.manual_seed(config.seed)
     model = build_model(config.model, [p.text for p in products])
     objective = build_objective(
-        config, PAIRS, model.image_tower.feature_dim, model.text_tower.feature_dim
+        config,
+        PAIRS,
+        image_dim=model.image_tower.feature_dim,
+        text_dim=model.text_tower.feature_dim,
     )
     for tower in (model.image_tower, model.text_tower):
         tower.requires_grad_(False)
@@ -160,7 +163,7 @@ def _random_outputs(*, batch: int = 6, image_dim: int = 12, text_dim: int = 7, e
 
 def test_siamese_objective_is_the_contrastive_loss_on_unit_embeddings() -> None:
     config = scheme_config("siamese", margin=0.7)
-    objective = build_objective(config, 4, 12, 7)
+    objective = build_objective(config, 4, image_dim=12, text_dim=7)
     assert isinstance(objective, SiameseObjective)
     outputs = _random_outputs(embed_dim=config.model.embed_dim)
     _, _, image_emb, text_emb = outputs
@@ -184,7 +187,7 @@ def test_corrnet_objective_is_the_corrnet_loss_on_its_decoders(standardise) -> N
             },
             "raw-corrnet",
         )
-    objective = build_objective(config, 4, 12, 7)
+    objective = build_objective(config, 4, image_dim=12, text_dim=7)
     assert isinstance(objective, CorrNetObjective)
     # The decoders mirror the encoders: K = 16 -> 32 -> 48 -> the view's feature size.
     for decoder, view_dim in ((objective.image_decoder, 12), (objective.text_decoder, 7)):
