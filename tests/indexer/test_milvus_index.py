@@ -53,7 +53,9 @@ def encoder() -> FakeEncoder:
 
 
 @pytest.fixture(scope="module")
-def faiss_dir(tmp_path_factory: pytest.TempPathFactory, catalog: Path, encoder: FakeEncoder) -> Path:
+def faiss_dir(
+    tmp_path_factory: pytest.TempPathFactory, catalog: Path, encoder: FakeEncoder
+) -> Path:
     out = tmp_path_factory.mktemp("faiss") / "index"
     build_index(catalog, encoder, out, progress=False)
     return out
@@ -114,7 +116,9 @@ NO_MATCH = [
 
 @pytest.mark.parametrize(
     "filters",
-    [{"tag": tag} for tag in TAGS] + [{"tag": ['" or id != "', "plain"], "gender": "Men"}] + NO_MATCH,
+    [{"tag": tag} for tag in TAGS]
+    + [{"tag": ['" or id != "', "plain"], "gender": "Men"}]
+    + NO_MATCH,
 )
 def test_filters_match_brute_force_and_values_never_change_the_expression(
     built: MilvusLocation, catalog: Path, encoder: FakeEncoder, filters: dict
@@ -179,7 +183,7 @@ def test_update_upserts_and_deletes_in_place(
     build_milvus_index(first, encoder, fresh, progress=False)
     changed = [dict(row, text=row["text"] + " v2") for row in rows[:5]]
     changes = write_catalog(tmp_path / "changes", changed + rows[50:70])
-    report = update_milvus_index(fresh, encoder, changes, ["%s" % rows[10]["id"]], progress=False)
+    report = update_milvus_index(fresh, encoder, changes, [rows[10]["id"]], progress=False)
     assert (report.added, report.replaced, report.deleted) == (20, 5, 1)
     assert report.manifest.count == 69 and report.collection.endswith("v000001")
     expected = reference_for(
@@ -189,8 +193,10 @@ def test_update_upserts_and_deletes_in_place(
     with open_milvus_index(fresh) as milvus:
         assert len(milvus) == 69
         for kind, target in (("images", "image"), ("texts", "text"), ("products", "product")):
-            assert_same_hits(ids_scores(milvus.search(queries, 10, target=target)),
-                             expected.search(kind, queries, 10))
+            assert_same_hits(
+                ids_scores(milvus.search(queries, 10, target=target)),
+                expected.search(kind, queries, 10),
+            )
         product = milvus.get_products([rows[0]["id"], rows[10]["id"]])
         assert product[0] is not None and product[0].text.endswith(" v2") and product[1] is None
     with pytest.raises(UnknownProductError, match="'gone'"):
