@@ -1,10 +1,11 @@
-"""Micro-batching: concurrent queries are encoded together, off the event loop.
+"""Micro-batching: concurrent queries are encoded (and searched) together, off the
+event loop.
 
-A request hands its item to `MicroBatcher.submit` and awaits its row. A single
+A request hands its item to `MicroBatcher.submit` and awaits its result. A single
 background task collects items for at most `max_wait_s` (or until `max_batch_size`
-are waiting), runs the encoder on the whole batch in a worker thread, and hands each
-request its row. While one batch is being encoded the next one fills up, so batches
-grow with load and throughput with them.
+are waiting), runs the batch function on the whole batch in a worker thread, and hands
+each request its result (an encoder's row, or a search's hits). While one batch is being
+processed the next one fills up, so batches grow with load and throughput with them.
 """
 
 from __future__ import annotations
@@ -22,38 +23,41 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-EncodeFn = Callable[[Sequence[T]], np.ndarray]
+R = TypeVar("R")
+# (N items) -> N results; an encoder's (N, D) array counts as its N rows.
+BatchFn = Callable[[Sequence[T]], Sequence[R]]
 BatchObserver = Callable[[int, float], None]
 
 
 @dataclass
-class _Pending(Generic[T]):
+class _Pending(Generic[T, R]):
     item: T
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[R]
 
 
 class BatcherClosedError(RuntimeError):
     """The batcher was stopped while a request waited for it."""
 
 
-class MicroBatcher(Generic[T]):
-    """Gathers single items into batches for `encode` ((N items) -> (N, D) array)."""
+class MicroBatcher(Generic[T, R]):
+    """Gathers single items into batches for `process` ((N items) -> N results, such as
+    an encoder's (N, D) array, whose float32 rows are the results)."""
 
     def __init__(
         self,
-        encode: EncodeFn[T],
+        process: BatchFn[T, R],
         *,
         executor: Executor,
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         on_batch: BatchObserver | None = None,
     ) -> None:
-        self._encode = encode
+        self._process = process
         self._executor = executor
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending[T]] | None = None
+        self._queue: asyncio.Queue[_Pending[T, R]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -76,16 +80,16 @@ class MicroBatcher(Generic[T]):
             if not pending.future.done():
                 pending.future.set_exception(BatcherClosedError("the service is shutting down"))
 
-    async def submit(self, item: T) -> np.ndarray:
-        """Encode one item with whatever else is waiting; returns its (D,) row."""
+    async def submit(self, item: T) -> R:
+        """Process one item with whatever else is waiting; returns its result."""
         if self._queue is None:
             self.start()
         assert self._queue is not None
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(item, future))
         return await future
 
-    async def _collect(self) -> list[_Pending[T]]:
+    async def _collect(self) -> list[_Pending[T, R]]:
         assert self._queue is not None
         batch = [await self._queue.get()]
         deadline = time.perf_counter() + self._max_wait_s
@@ -111,15 +115,15 @@ class MicroBatcher(Generic[T]):
             started = time.perf_counter()
             try:
                 rows = await loop.run_in_executor(
-                    self._executor, self._encode_batch, [p.item for p in batch]
+                    self._executor, self._process_batch, [p.item for p in batch]
                 )
                 if len(rows) != len(batch):
-                    raise RuntimeError(f"encoder returned {len(rows)} rows for {len(batch)} items")
+                    raise RuntimeError(f"got {len(rows)} results for {len(batch)} items")
             except asyncio.CancelledError:
                 self._fail(batch, BatcherClosedError("the service is shutting down"))
                 raise
             except Exception as exc:
-                logger.exception("encoding a batch of %d failed", len(batch))
+                logger.exception("processing a batch of %d failed", len(batch))
                 self._fail(batch, exc)
                 continue
             if self._on_batch is not None:
@@ -133,24 +137,30 @@ class MicroBatcher(Generic[T]):
                     pending.future.set_result(row)
 
     @staticmethod
-    def _fail(batch: list[_Pending[T]], exc: BaseException) -> None:
+    def _fail(batch: list[_Pending[T, R]], exc: BaseException) -> None:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(exc)
 
-    def _encode_batch(self, items: list[T]) -> list[np.ndarray | BaseException]:
-        """Encode the batch in the worker thread; if that fails, encode item by item so
-        that one bad item fails only its own request."""
+    def _run_process(self, items: list[T]) -> list[R]:
+        out = self._process(items)
+        if isinstance(out, np.ndarray):  # an encoder's rows, as float32
+            return list(out.astype(np.float32, copy=False))
+        return list(out)
+
+    def _process_batch(self, items: list[T]) -> list[R | BaseException]:
+        """Process the batch in the worker thread; if that fails, item by item so that
+        one bad item fails only its own request."""
         try:
-            return list(np.asarray(self._encode(items), dtype=np.float32))
+            return list(self._run_process(items))
         except Exception as exc:  # noqa: BLE001 - handed to the request that owns it
             if len(items) == 1:
                 return [exc]
-            logger.warning("a batch of %d failed to encode; retrying one by one", len(items))
-        results: list[np.ndarray | BaseException] = []
+            logger.warning("a batch of %d failed; retrying one by one", len(items))
+        results: list[R | BaseException] = []
         for item in items:
             try:
-                results.append(np.asarray(self._encode([item]), dtype=np.float32)[0])
+                results.append(self._run_process([item])[0])
             except Exception as exc:  # noqa: BLE001
                 results.append(exc)
         return results

@@ -53,9 +53,16 @@ class Metrics:
         )
         self.search_seconds = Histogram(
             "fashion_search_seconds",
-            "Time to search the index for one query.",
+            "Time of one index search: one query, or a batch of queries searched together.",
             ["target"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.search_batch_size = Histogram(
+            "fashion_search_batch_size",
+            "Queries searched together (same target and filters) in one index search.",
+            ["target"],
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.index_size = Gauge(
@@ -77,6 +84,10 @@ class Metrics:
     def observe_encode(self, modality: str, batch_size: int, seconds: float) -> None:
         self.encode_seconds.labels(modality).observe(seconds)
         self.encode_batch_size.labels(modality).observe(batch_size)
+
+    def observe_search(self, target: str, queries: int, seconds: float) -> None:
+        self.search_seconds.labels(target).observe(seconds)
+        self.search_batch_size.labels(target).observe(queries)
 
     def set_serving(self, *, model_id: str, index_size: int) -> None:
         self.model_info.info({"model_id": model_id})

@@ -2,22 +2,24 @@
 
 Routes call `search_text` / `search_image` / `similar`; everything slow runs in worker
 threads so the event loop keeps answering other requests. Text-query embeddings are
-kept in an LRU cache (app/query_cache.py), so a popular query is encoded once.
+kept in an LRU cache (app/query_cache.py), so a popular query is encoded once. The
+queries of a batch are searched together (app/batch_search.py); an upload is decoded
+and preprocessed once, in a decoding thread, and encoded from its pixels.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from PIL import Image
 
+from app.batch_search import SearchJob, search_jobs
 from app.batcher import MicroBatcher
 from app.errors import InvalidFiltersError, ProductNotFoundError, TargetUnavailableError
 from app.holder import IndexHolder
@@ -52,36 +54,50 @@ class SearchService:
         self._max_image_pixels = limits.max_image_pixels
         # One encoding thread: batches take turns on the cores instead of fighting for them.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        # One search thread, beside it: batch n is searched while batch n+1 encodes.
+        self._search_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search")
+        self._batched_search = batching.search == "batched"
         # Decoding a large upload takes memory and a core for a while: a few at a time,
         # so that a burst of photos cannot take all the memory or starve text queries.
         self._decoder = ThreadPoolExecutor(
             max_workers=limits.max_concurrent_decodes, thread_name_prefix="decode"
         )
         wait_s = batching.max_wait_ms / 1000.0
-        self._texts: MicroBatcher[str] = MicroBatcher(
+        self._texts: MicroBatcher[str, np.ndarray] = MicroBatcher(
             model.encode_texts,
             executor=self._executor,
             max_batch_size=batching.max_batch_size,
             max_wait_s=wait_s,
             on_batch=lambda n, s: metrics.observe_encode("text", n, s),
         )
-        self._images: MicroBatcher[Image.Image] = MicroBatcher(
+        self._images: MicroBatcher[Any, np.ndarray] = MicroBatcher(
             model.encode_images,
             executor=self._executor,
             max_batch_size=batching.max_batch_size,
             max_wait_s=wait_s,
             on_batch=lambda n, s: metrics.observe_encode("image", n, s),
         )
+        # Searches queue here as their batch's encoding ends; no waiting for company:
+        # whatever queued while the search thread was busy is searched together.
+        self._searches: MicroBatcher[SearchJob, list[SearchResult]] = MicroBatcher(
+            self._search_batch,
+            executor=self._search_pool,
+            max_batch_size=4 * batching.max_batch_size,
+            max_wait_s=0.0,
+        )
         self._facets: tuple[SearchIndex, dict[str, list[str]]] | None = None
 
     def start(self) -> None:
         self._texts.start()
         self._images.start()
+        self._searches.start()
 
     async def stop(self) -> None:
         await self._texts.stop()
         await self._images.stop()
+        await self._searches.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._search_pool.shutdown(wait=False, cancel_futures=True)
         self._decoder.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -130,14 +146,21 @@ class SearchService:
         started = time.perf_counter()
         with self.holder.lease() as index:
             self._check_request(index, target, filters)
-            image = await self.decode(data)
-            vector = await self._images.submit(image)
+            pixels = await self.decode(data)
+            vector = await self._images.submit(pixels)
             return await self._search(index, vector, started, k=k, target=target, filters=filters)
 
-    async def decode(self, data: bytes) -> Image.Image:
-        """An upload -> upright RGB image, in the bounded pool of decoding threads."""
-        decode = partial(open_image, data, max_pixels=self._max_image_pixels)
+    async def decode(self, data: bytes) -> Any:
+        """An upload -> what the encoder takes, in the bounded pool of decoding threads:
+        its preprocessed (3, H, W) pixels when the encoder can preprocess (so the photo is
+        decoded once, here), else the upright RGB image."""
+        decode = partial(self._decode, data)
         return await asyncio.get_running_loop().run_in_executor(self._decoder, decode)
+
+    def _decode(self, data: bytes) -> Any:
+        image = open_image(data, max_pixels=self._max_image_pixels)
+        preprocess = getattr(self.model, "preprocess", None)  # models' encoders have it
+        return image if preprocess is None else preprocess(image)
 
     async def _search(
         self,
@@ -149,9 +172,18 @@ class SearchService:
         target: Target,
         filters: Mapping[str, Any] | None,
     ) -> SearchResponse:
-        results = await asyncio.to_thread(self._search_sync, index, vector, k, target, filters)
+        if self._batched_search:
+            job = SearchJob(index, vector, k, target, filters)
+            results = await self._searches.submit(job)
+        else:
+            results = await asyncio.to_thread(self._search_sync, index, vector, k, target, filters)
         took_ms = (time.perf_counter() - started) * 1000.0
         return SearchResponse(results=results, took_ms=round(took_ms, 3), model=self.model_id)
+
+    def _search_batch(self, jobs: Sequence[SearchJob]) -> list[list[SearchResult]]:
+        """Search the queued jobs together (one index search per target and filter set)."""
+        hits = search_jobs(jobs, self.metrics.observe_search)
+        return [self._results(job.index, row) for job, row in zip(jobs, hits, strict=True)]
 
     def _search_sync(
         self,
@@ -164,7 +196,7 @@ class SearchService:
         started = time.perf_counter()
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         hits = index.search(query, k, filters, target=target)[0]
-        self.metrics.search_seconds.labels(target).observe(time.perf_counter() - started)
+        self.metrics.observe_search(target, 1, time.perf_counter() - started)
         return self._results(index, hits)
 
     async def similar(
@@ -193,7 +225,7 @@ class SearchService:
             raise ProductNotFoundError(f"no product with id {product_id!r}")
         started = time.perf_counter()
         hits = index.similar(product_id, k, filters, target=target)
-        self.metrics.search_seconds.labels(target).observe(time.perf_counter() - started)
+        self.metrics.observe_search(target, 1, time.perf_counter() - started)
         return self._results(index, hits)
 
     @staticmethod

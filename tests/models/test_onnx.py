@@ -17,8 +17,8 @@ from models.errors import ModelsError
 
 ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional extra ([onnx])")
 
-from models.onnx_encoder import OnnxEncoder  # noqa: E402 - needs onnxruntime
-from models.onnx_export import (  # noqa: E402
+from models.onnx_encoder import OnnxEncoder  # after the importorskip: needs onnxruntime
+from models.onnx_export import (
     EXPORT_INFO,
     INT8_MIN_COSINE,
     cache_dir_for,
