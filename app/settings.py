@@ -68,18 +68,6 @@ class IndexSettings(BaseModel):
         'a short list re-scored exactly), "float32" (exact) or "faiss" (FAISS, one query '
         "at a time: the path before batching).",
     )
-    scan: Literal["float16", "float32", "faiss"] = Field(
-        default="float16",
-        description='How an exact index is scanned on the CPU: "float16" (half the bytes, '
-        'a short list re-scored exactly), "float32" (exact) or "faiss" (FAISS, one query '
-        "at a time: the path before batching).",
-    )
-    scan: Literal["float16", "float32", "faiss"] = Field(
-        default="float16",
-        description='How an exact index is scanned on the CPU: "float16" (half the bytes, '
-        'a short list re-scored exactly), "float32" (exact) or "faiss" (FAISS, one query '
-        "at a time: the path before batching).",
-    )
     backend: Literal["faiss", "milvus"] = Field(
         default="faiss",
         description='Where the index lives: "faiss" (files in `path`) or "milvus".',
@@ -143,16 +131,6 @@ class BatchingSettings(BaseModel):
     max_batch_size: int = Field(default=32, ge=1, description="Queries encoded together.")
     max_wait_ms: float = Field(
         default=2.0, ge=0.0, le=100.0, description="How long a batch waits for company."
-    )
-    search: Literal["batched", "per-query"] = Field(
-        default="batched",
-        description='"batched": the queries of a batch are searched together, one index '
-        'search per target and filter set; "per-query": one search each.',
-    )
-    search: Literal["batched", "per-query"] = Field(
-        default="batched",
-        description='"batched": the queries of a batch are searched together, one index '
-        'search per target and filter set; "per-query": one search each.',
     )
     search: Literal["batched", "per-query"] = Field(
         default="batched",

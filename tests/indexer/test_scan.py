@@ -101,7 +101,7 @@ def test_float16_keeps_the_filter_and_k(flat) -> None:
     queries = _unit(np.random.default_rng(6).standard_normal((5, DIM)))
     allowed = np.sort(ids[::7])
     rows = scan.search(queries, 20, allowed)
-    assert all(len(row) == 20 and set(n for n, _ in row) <= set(allowed) for row in rows)
+    assert all(len(row) == 20 and {n for n, _ in row} <= set(allowed) for row in rows)
     assert all(len(row) == 3 for row in scan.search(queries, 20, allowed[:3]))
     assert scan.search(queries, 5, np.zeros(0, np.int64)) == [[]] * 5
 
