@@ -65,7 +65,7 @@ class MilvusBuildReport:
     deleted: int = 0
     seconds: float = 0.0
     skipped: tuple[str, ...] = ()
-    dropped: tuple[str, ...] = ()  # old versions removed
+    dropped: tuple[str, ...] = ()  # collections removed: unfinished ones, and old versions
 
 
 def default_cache_dir(location: MilvusLocation) -> Path:
@@ -256,7 +256,7 @@ def build_milvus_index(
     _check_lengths(catalog.products, root)
     client = connect(location)
     try:
-        prune_versions(client, location)  # leftovers of killed builds
+        leftovers = prune_versions(client, location)  # unfinished versions of killed builds
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(location)
         encoded = encode_with_cache(
             catalog.products, model, cache, batch_size, progress, max_image_pixels
@@ -279,7 +279,7 @@ def build_milvus_index(
         )
         _check_version(client, location, collection, manifest)
         switch_alias(client, location, collection)
-        dropped = prune_versions(client, location)
+        dropped = leftovers + prune_versions(client, location)
     finally:
         client.close()
     return MilvusBuildReport(
