@@ -78,6 +78,7 @@ def build_index(
     progress: bool = True,
     max_skipped: str | int = DEFAULT_MAX_SKIPPED,
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
 ) -> BuildReport:
     """Encode every product of the catalogue and publish a new version in out_dir.
 
@@ -87,7 +88,9 @@ def build_index(
     recorded in the manifest so that updates fuse new products the same way;
     max_skipped: how many rows (25) or what share of them ("1%") may be skipped, as
     malformed or for a photo that is missing, unreadable or over `max_image_pixels`,
-    before the build fails and publishes nothing.
+    before the build fails and publishes nothing;
+    workers: processes decoding photos while the model encodes (None: by catalogue size
+    and cores; 0: decode in this process).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -102,7 +105,9 @@ def build_index(
     with storage_errors(out_dir), write_lock(out_dir):
         remove_failed(out_dir)
         cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
-        encoded = encode_with_cache(products, model, cache, batch_size, progress, max_image_pixels)
+        encoded = encode_with_cache(
+            products, model, cache, batch_size, progress, max_image_pixels, workers=workers
+        )
         kept, skipped = kept_products(products, encoded, catalog.skipped, limit)
         check_spec(spec, model.embed_dim, len(kept))
         with partial_version(out_dir) as partial:

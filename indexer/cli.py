@@ -21,7 +21,7 @@ from indexer.skips import DEFAULT_MAX_SKIPPED
 from indexer.update import update_index
 from indexer.verify import verify_index
 from indexer.versions import BuildReport
-from models import load_model
+from models.encoders import RUNTIMES, load_encoder
 from models.errors import ConfigError, ModelsError
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
 from models.images import DEFAULT_MAX_PIXELS
@@ -84,6 +84,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--device", choices=DEVICES, default="auto", help="where the model encodes (default: auto)"
     )
     parser.add_argument(
+        "--encoder",
+        choices=RUNTIMES,
+        default="auto",
+        help="what encodes on the CPU: ONNX Runtime when installed (auto), onnx, or torch "
+        "(default: auto; PyTorch on CUDA)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         metavar="N",
@@ -141,6 +148,13 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "'product' (default: 0.9,0.1); updates reuse them",
     )
     _add_model_options(build)
+    build.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes decoding photos while the model encodes (default: one per core "
+        "but one, for catalogues of 2,000 products or more; 0: none)",
+    )
     milvus_cli.add_backend_options(build, build=True)
 
 
@@ -221,7 +235,8 @@ def _summary(report: BuildReport) -> str:
         f"published version {manifest.version}: {manifest.count} products, "
         f"{manifest.index_type} index, model {manifest.model_id[:12]}, {products}{changes}"
         f"encoded {report.encoded_images} images and {report.encoded_texts} texts "
-        f"(the rest from the cache) in {report.seconds:.1f} s -> {report.version_dir}"
+        f"(the rest from the cache) in {report.seconds:.1f} s "
+        f"({manifest.count / max(report.seconds, 1e-9):,.0f} products/s) -> {report.version_dir}"
     )
 
 
@@ -229,7 +244,7 @@ def _run_build(args: argparse.Namespace) -> int:
     if args.backend == "milvus":
         return milvus_cli.run_build(args)
     _require(args.out, "--out DIR")
-    model = load_model(args.model, device=args.device)
+    model = load_encoder(args.model, device=args.device, runtime=args.encoder)
     report = build_index(
         args.catalog,
         model,
@@ -242,6 +257,7 @@ def _run_build(args: argparse.Namespace) -> int:
         max_skipped=args.max_skipped,
         max_image_pixels=args.max_image_pixels,
         progress=not args.quiet,
+        workers=args.workers,
     )
     _report_skipped(report)
     print(_summary(report))
@@ -262,7 +278,11 @@ def _run_update(args: argparse.Namespace) -> int:
     if args.backend == "milvus":
         return milvus_cli.run_update(args, deletions)
     _require(args.index, "--index DIR")
-    model = load_model(args.model, device=args.device) if args.catalog is not None else None
+    model = (
+        load_encoder(args.model, device=args.device, runtime=args.encoder)
+        if args.catalog is not None
+        else None
+    )
     report = update_index(
         args.index,
         model,

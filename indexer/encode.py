@@ -1,28 +1,34 @@
 """The catalogue encoder: product images and texts -> L2-normalised embeddings.
 
-This is the one module that touches `models`: images are decoded with
-`models.images.open_image`; the encoder is anything shaped like `models.JointModel`.
-Embeddings already in the cache are not computed again.
+Photos are read and decoded (indexer.decode_pool: in worker processes, chunks ahead of
+the encoder) into the model's pixel arrays; the encoder is anything shaped like
+`models.JointModel`. Embeddings already in the cache are not computed again.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from indexer.cache import EmbeddingCache, Kind, text_key
-from indexer.errors import CatalogImageError, EncoderError, IndexerError
+from indexer.decode_pool import (
+    Decoded,
+    DecodePool,
+    ReadChunk,
+    default_workers,
+    read_chunk,
+)
+from indexer.errors import EncoderError, IndexerError
 from models.catalog import Product
-from models.errors import ImageDecodeError
-from models.images import DEFAULT_MAX_PIXELS, open_image
+from models.images import DEFAULT_MAX_PIXELS
+from models.transforms import ImageTransform
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -70,28 +76,6 @@ class EncodedProducts:
     skipped: list[SkippedProduct] = field(default_factory=list)
 
 
-def read_image_bytes(product: Product) -> bytes:
-    try:
-        return Path(product.image).read_bytes()
-    except OSError as exc:
-        raise CatalogImageError(
-            f"cannot read the image of product {product.id!r} ({product.image}): "
-            f"{exc.strerror or exc}"
-        ) from exc
-
-
-def decode_image(
-    product: Product, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Image.Image:
-    try:
-        return open_image(data, max_pixels=max_pixels)
-    except ImageDecodeError as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        raise CatalogImageError(
-            f"cannot decode the image of product {product.id!r} ({product.image}): {reason}"
-        ) from exc
-
-
 def _checked(vectors: np.ndarray, count: int, dim: int, what: str) -> np.ndarray:
     array = np.array(vectors, dtype=np.float32, copy=True)
     if array.shape != (count, dim):
@@ -135,56 +119,25 @@ class _Batch:
     skipped: list[SkippedProduct]
 
 
-def _decode_uncached(
-    products: Sequence[Product], cache: EmbeddingCache, max_pixels: int
-) -> tuple[dict[int, str], dict[str, Image.Image], dict[int, str]]:
-    """Read every photo and decode those the cache lacks: ({row: sha256}, {sha256: picture},
-    {row: why it is skipped})."""
-    shas: dict[int, str] = {}
-    problems: dict[int, str] = {}
-    blobs: dict[str, bytes] = {}
-    for row, product in enumerate(products):
-        try:
-            blob = read_image_bytes(product)
-        except CatalogImageError as exc:
-            problems[row] = str(exc)
-            continue
-        shas[row] = hashlib.sha256(blob).hexdigest()
-        blobs.setdefault(shas[row], blob)
-    cached = cache.get_many("image", list(blobs))
-    pictures: dict[str, Image.Image] = {}
-    failed: dict[str, str] = {}
-    for row, sha in shas.items():
-        if sha in cached or sha in pictures:
-            continue
-        if sha not in failed:
-            try:
-                pictures[sha] = decode_image(products[row], blobs[sha], max_pixels)
-                continue
-            except CatalogImageError as exc:
-                failed[sha] = str(exc)
-        problems[row] = failed[sha]
-    for row in [row for row, sha in shas.items() if sha in failed]:
-        problems.setdefault(row, failed[shas[row]])
-        del shas[row]
-    return shas, pictures, problems
-
-
 def encode_batch(
     products: Sequence[Product],
+    read: ReadChunk,
+    decoded: Decoded,
     encoder: Encoder,
     cache: EmbeddingCache,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> _Batch:
-    """Embed a batch; products whose photo cannot be read or decoded are skipped."""
-    shas, pictures, problems = _decode_uncached(products, cache, max_pixels)
+    """Embed a batch whose photos were read and decoded (those the cache lacked);
+    products whose photo cannot be read or decoded are skipped."""
+    problems = dict(read.problems)
+    problems.update(
+        {row: decoded.failed[sha] for row, sha in read.shas.items() if sha in decoded.failed}
+    )
     kept = [row for row in range(len(products)) if row not in problems]
     dim = encoder.embed_dim
-    sha_of = [shas[row] for row in kept]
+    sha_of = [read.shas[row] for row in kept]
 
     def images(rows: list[int]) -> np.ndarray:
-        batch = [pictures[sha_of[row]] for row in rows]
+        batch = [decoded.pictures[sha_of[row]] for row in rows]
         return _checked(encoder.encode_images(batch, batch_size=len(rows)), len(rows), dim, "image")
 
     def texts(rows: list[int]) -> np.ndarray:
@@ -198,6 +151,31 @@ def encode_batch(
     return _Batch(image_vectors, text_vectors, sha_of, new_images, new_texts, kept, skipped)
 
 
+@dataclass
+class _Ahead:
+    """A chunk read, whose uncached photos are being decoded."""
+
+    start: int
+    products: Sequence[Product]
+    read: ReadChunk
+    decoded: Future[Decoded]
+
+
+def _read_ahead(
+    products: Sequence[Product], start: int, cache: EmbeddingCache, pool: DecodePool
+) -> _Ahead:
+    read = read_chunk(products)
+    cached = cache.get_many("image", list(read.photos))
+    todo = [photo for sha, photo in read.photos.items() if sha not in cached]
+    return _Ahead(start, products, read, pool.submit(todo))
+
+
+def _image_transform(encoder: Encoder) -> ImageTransform | None:
+    """The encoder's preprocessing when it has models' (workers then hand it pixels)."""
+    transform = getattr(encoder, "transform", None)
+    return transform if isinstance(transform, ImageTransform) else None
+
+
 def encode_products(
     products: Sequence[Product],
     encoder: Encoder,
@@ -206,29 +184,48 @@ def encode_products(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
 ) -> EncodedProducts:
     """Embed every product's image and text, batch by batch, through the cache.
 
     A product whose photo cannot be read, decoded, or is over `max_image_pixels` is
     skipped (listed in `skipped`, with the reason) and the others are encoded.
+    workers: processes decoding photos ahead of the encoder (indexer.decode_pool);
+    None: by catalogue size and cores, 0: decode in this process.
     """
     if batch_size < 1:
         raise IndexerError(f"the batch size must be at least 1, got {batch_size}")
+    workers = default_workers(len(products)) if workers is None else workers
     dim = encoder.embed_dim
     images, texts = [np.zeros((0, dim), np.float32)], [np.zeros((0, dim), np.float32)]
     result = EncodedProducts(images[0], texts[0], [])
-    with tqdm(total=len(products), unit=" products", desc="encoding", disable=not progress) as bar:
-        for start in range(0, len(products), batch_size):
-            chunk = products[start : start + batch_size]
-            batch = encode_batch(chunk, encoder, cache, max_pixels=max_image_pixels)
+    starts = iter(range(0, len(products), batch_size))
+    pending: deque[_Ahead] = deque()
+    with (
+        DecodePool(workers, _image_transform(encoder), max_image_pixels) as pool,
+        tqdm(total=len(products), unit=" products", desc="encoding", disable=not progress) as bar,
+    ):
+
+        def read_next() -> None:
+            start = next(starts, None)
+            if start is not None:
+                chunk = products[start : start + batch_size]
+                pending.append(_read_ahead(chunk, start, cache, pool))
+
+        for _ in range(1 + 2 * workers):  # chunks decoding while one is encoded
+            read_next()
+        while pending:
+            ahead = pending.popleft()
+            read_next()
+            batch = encode_batch(ahead.products, ahead.read, ahead.decoded.result(), encoder, cache)
             images.append(batch.images)
             texts.append(batch.texts)
             result.image_sha256.extend(batch.shas)
-            result.kept.extend(start + row for row in batch.kept)
+            result.kept.extend(ahead.start + row for row in batch.kept)
             result.skipped.extend(batch.skipped)
             result.encoded_images += batch.new_images
             result.encoded_texts += batch.new_texts
-            bar.update(len(chunk))
+            bar.update(len(ahead.products))
     result.image_vectors = np.concatenate(images)
     result.text_vectors = np.concatenate(texts)
     return result

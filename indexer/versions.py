@@ -91,7 +91,10 @@ def encode_with_cache(
     batch_size: int,
     progress: bool,
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    workers: int | None = None,
 ) -> EncodedProducts:
+    """workers: decoding processes (indexer.decode_pool); None: by size and cores."""
     with EmbeddingCache(cache_dir, model.model_id, model.embed_dim) as cache:
         return encode_products(
             products,
@@ -100,6 +103,7 @@ def encode_with_cache(
             batch_size=batch_size,
             progress=progress,
             max_image_pixels=max_image_pixels,
+            workers=workers,
         )
 
 
