@@ -238,6 +238,10 @@ def verify_artifact(directory: Path) -> str:
     return model_id
 
 
+# What a command line offers for --device ("auto": CUDA when PyTorch sees a GPU).
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -19,6 +19,7 @@ from training import cli
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fashion_retrieval", *args],
+        check=False,
         env=env,
         capture_output=True,
         text=True,
@@ -65,6 +66,18 @@ def test_subcommand_help_has_a_description_and_an_example(
     assert "example:" in out and example in out
     if command == "train":
         assert "tiny" in out and "lite0-minilm" in out  # the configs one can name
+    assert "exit codes: 0 done; 1 error" in out and "2 usage error" in out
+    assert "{auto,cpu,cuda}" in out
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_device_is_one_of_auto_cpu_cuda(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(
+            [command, "--catalog", "x.csv", "--config", "tiny", "--out", "o", "--device", "gpu"]
+        )
+    assert exit_info.value.code == 2
+    assert "argument --device: invalid choice: 'gpu'" in capsys.readouterr().err
 
 
 def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,7 +104,7 @@ def test_a_missing_catalogue_is_a_one_line_error(
         "cpu",
     ]
     result = _run(*args, env=subprocess_env)
-    assert result.returncode == 2
+    assert result.returncode == 1  # bad input, not bad usage
     assert result.stderr.strip().splitlines() == [f"error: catalogue file not found: {missing}"]
     assert not (tmp_path / "run").exists()
 
@@ -112,7 +125,7 @@ def test_evaluate_with_a_missing_catalogue_is_a_one_line_error(
                 "cpu",
             ]
         )
-        == 2
+        == 1
     )
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: catalogue file not found: {missing}"
@@ -131,7 +144,7 @@ def test_evaluate_with_a_missing_model_is_a_one_line_error(
         "--device",
         "cpu",
     ]
-    assert cli.main(args) == 2
+    assert cli.main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: model artifact not found")
 
@@ -150,7 +163,7 @@ def test_an_unknown_config_names_the_available_ones(
         "--device",
         "cpu",
     ]
-    assert cli.main(args) == 2
+    assert cli.main(args) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: training config not found: nope") and "tiny" in err
     assert len(err.splitlines()) == 1

@@ -10,9 +10,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from models import ModelsError, load_model, read_catalog
-from models.artifact import read_metrics, write_metrics
-from models.fusion import parse_weights
+from models import ConfigError, ModelsError, load_model, read_catalog
+from models.artifact import DEVICES, read_metrics, write_metrics
+from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
+from models.progress import LOG_INTERVAL_S
 from training.config import available_configs, load_config
 from training.data import SplitSpec
 from training.evaluate import (
@@ -27,15 +28,41 @@ from training.loop import train
 
 logger = logging.getLogger(__name__)
 
+# The exit codes of every fashion-retrieval command.
+EXIT_CODES = """exit codes: 0 done; 1 error (a bad or missing catalogue, config, model or
+split: one line on stderr); 2 usage error (bad options: usage on stderr)"""
+
 TRAIN_EXAMPLE = """example:
   fashion-retrieval train --catalog data/sample/catalog.csv --config lite0-minilm --out runs/lite0
   torchrun --nproc_per_node 2 -m fashion_retrieval train --catalog ... --config ... --out ...
-configs: """
+configs: {configs}
 
-EVALUATE_EXAMPLE = """example:
+Progress goes to stderr: a bar on a terminal, otherwise (a log) a plain line every {interval:.0f} s.
+{exit_codes}
+"""
+
+EVALUATE_EXAMPLE = f"""example:
   fashion-retrieval evaluate --model runs/lite0/model --catalog data/sample/catalog.csv --split test --protocol seed
   fashion-retrieval evaluate --catalog data/sample/catalog.csv --protocol catalog --target image product
+
+{EXIT_CODES}
 """
+
+DEVICE_HELP = "auto (CUDA when PyTorch sees a GPU, else CPU), cpu or cuda (default: auto)"
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.strip().lstrip("+").isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return value
+
+
+def _weights(text: str) -> ProductWeights:
+    try:
+        return parse_weights(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +71,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train a model on a catalogue and write an artifact",
         description="Train a joint image-text model (Deep CMPL, Siamese or Correlational network) on the "
         "catalogue's train split, validate each epoch, keep the best artifact in OUT/model.",
-        epilog=TRAIN_EXAMPLE + ", ".join(available_configs()),
+        epilog=TRAIN_EXAMPLE.format(
+            configs=", ".join(available_configs()), interval=LOG_INTERVAL_S, exit_codes=EXIT_CODES
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--catalog", required=True, type=Path, help="catalogue CSV or JSON Lines")
@@ -65,8 +94,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="start from this artifact's weights (e.g. models/default) instead of the "
         "pretrained towers: fine-tune a trained model on your catalogue",
     )
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
-    parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--epochs", type=_positive, help="override the config's number of epochs")
     parser.set_defaults(handler=run_train)
 
 
@@ -97,7 +126,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--product-weights",
-        default="0.9,0.1",
+        type=_weights,
+        default=DEFAULT_PRODUCT_WEIGHTS,
         help="w_image,w_text of the product vectors (default 0.9,0.1, as the indexer)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled gallery")
@@ -107,7 +137,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also record the results in the artifact's metrics.json",
     )
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     parser.set_defaults(handler=run_evaluate)
 
 
@@ -130,7 +160,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     products = catalog.products if args.split == "all" else splits.get(args.split)
     if not products:
         print(f"error: the {args.split} split of {args.catalog} is empty", file=sys.stderr)
-        return 2
+        return 1
     report: dict[str, object] = {
         "protocol": args.protocol,
         "split": args.split,
@@ -142,7 +172,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(format_table(results, f"seed protocol, {args.split} split, model {model.model_id}"))
         report["results"] = results
     else:
-        weights = parse_weights(args.product_weights)
+        weights = args.product_weights
         tasks = evaluate_catalog_tasks(
             model, products, catalog.products, targets=args.target, product_weights=weights
         )
@@ -166,6 +196,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
+    """Run `train ...` or `evaluate ...`; returns the exit code (see EXIT_CODES). A usage
+    error exits with 2 from argparse."""
     parser = argparse.ArgumentParser(prog="fashion-retrieval")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
@@ -175,4 +207,7 @@ def main(argv: list[str]) -> int:
         return args.handler(args)
     except (ModelsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

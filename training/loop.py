@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from models import JointModel, build_model, read_catalog, save_artifact
 from models.artifact import resolve_device
+from models.progress import progress_bar
 from training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import (
@@ -313,7 +313,7 @@ def _train_one_epoch(run: EpochRun) -> tuple[float, dict[str, float]]:
         if not config.optim.max_steps_per_epoch
         else min(len(run.loader), config.optim.max_steps_per_epoch)
     )
-    bar = tqdm(
+    bar = progress_bar(
         total=steps,
         initial=state.step,
         desc=f"epoch {run.epoch}/{config.optim.epochs}",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from models import ConfigError, JointModel, Product, open_image
+from models.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +62,8 @@ def compute_prefix_cache(
     was_training = tower.training
     tower.eval()
     chunks = []
-    for start in tqdm(
-        range(0, len(products), batch_size), desc="frozen image blocks", unit="batch"
-    ):
+    batches = range(0, len(products), batch_size)
+    for start in progress_bar(batches, desc="frozen image blocks", unit="batch"):
         images = [open_image(p.image) for p in products[start : start + batch_size]]
         pixels = model.transform.batch(images).to(model.device)
         chunks.append(tower.prefix(pixels, blocks).to(torch.float16).cpu())

@@ -22,6 +22,7 @@ DIRECTIONS = {"text_to_image", "image_to_text"}
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fashion_retrieval", *args],
+        check=False,
         env=env,
         capture_output=True,
         text=True,
@@ -60,6 +61,9 @@ def trained(
     result = _run(args, subprocess_env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"best model: {out / MODEL_DIR}" in result.stdout
+    # stderr is a pipe, not a terminal: progress in whole lines, no carriage-return frames
+    assert "\r" not in result.stderr
+    assert re.search(r"(?m)^epoch 1/1: 100% \d+/\d+ \[", result.stderr), result.stderr[-3000:]
     return catalog, out
 
 
@@ -158,8 +162,10 @@ def test_evaluate_product_target_fuses_photos_and_titles(
     assert same["product_results"]["text_to_image"] == pytest.approx(
         report["results"]["text_to_image"]
     )
-    assert cli.main([*common, "--target", "product", "--product-weights", "0.9"]) == 2
-    assert "two numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage_error:  # a bad option value: a usage error
+        cli.main([*common, "--target", "product", "--product-weights", "0.9"])
+    assert usage_error.value.code == 2
+    assert "argument --product-weights" in capsys.readouterr().err
 
 
 def test_resume_continues_and_refuses_another_config(
@@ -181,7 +187,7 @@ def test_resume_continues_and_refuses_another_config(
     tiny = (CONFIG_DIR / "tiny.toml").read_text()
     other.write_text(re.sub(r"(?m)^batch_size = \d+$", "batch_size = 7", tiny))
     assert other.read_text() != tiny
-    assert cli.main(["train", "--config", str(other), *common]) == 2
+    assert cli.main(["train", "--config", str(other), *common]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "written by another training config" in err
     assert len(err.splitlines()) == 1
