@@ -1,188 +1,72 @@
-"""Latency, throughput and memory of the search service, and the seed's way as a baseline.
+"""Latency, throughput and memory of the search service, each beside the old path.
 
-    python benchmarks/bench_service.py --index var/index            # default model
-    python benchmarks/bench_service.py --index var/index --model runs/lite0/best \
-        --clients 16 --seconds 20 --json bench.json
-    python benchmarks/bench_service.py --url http://127.0.0.1:8000 --index var/index
+    python benchmarks/bench_service.py --index var/kagl-index --catalog ../shared/data/kagl/catalog.csv
+    python benchmarks/bench_service.py --index var/index --search batched   # old encoder only
 
-Starts `fashion-retrieval serve` on a free port of 127.0.0.1 (or measures a running
-server with --url, in which case the server's memory is not measured unless --pid is
-given), then measures over HTTP, like a client:
-  - text->image, one client: p50 / p99 latency;
+Starts two servers (`python -m app`) on free ports of 127.0.0.1 with the default model
+(or --model) over the same index: the service as it ships (batched search, the float16
+scan, the ONNX Runtime encoder when installed), and a baseline with the old paths
+switched on: `--search per-query` (FAISS, one search per query) and `--encoder torch`,
+both by default (`--search batched` or `--encoder auto` keep one of them new, to see
+which gain is whose). Each phase alternates between the two servers in short rounds,
+so both see the same machine, and each figure is printed beside the baseline's with
+their ratio. Queries are distinct titles of --catalog and the query-embedding cache is
+off (--query-cache N turns it on), so every query is encoded and searched.
+  - text->image, one client: p50 / p99;
   - image->text with a 60x80 JPEG upload, one client: p50 / p99;
-  - text->image with N concurrent clients: queries/s, errors, and the ratio to one client;
-  - the server's resident memory (RSS, and its peak);
-  - the seed's way of answering one text query: encode every gallery photo, then the
-    query, then rank (no index), on a gallery of --gallery products; printed with its
-    ratio to our p50.
-Prints a table with the issue's targets (measured on 2 CPU cores with the default model
-and the 41k-product development catalogue).
+  - text->image with N concurrent clients: queries/s and errors;
+  - each server's resident memory;
+  - the seed's way of answering one text query (re-encode a gallery of photos, then
+    rank; in this process, PyTorch), against our text->image p50.
+The load average before and after says how busy the machine was.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import io
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
+from http_load import (
+    concurrent_clients,
+    distinct,
+    free_port,
+    jpeg_60x80,
+    memory_mb,
+    one_client,
+    percentiles,
+    start_server,
+)
 
-from models import load_model, open_image, read_catalog
+from models import load_model, read_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CATALOG = REPO / "data" / "sample" / "catalog.csv"
+ROUNDS = 6  # alternations per phase
 
 
 @dataclass
 class Row:
     metric: str
     value: float
+    baseline: float | None
     unit: str
-    target: str = ""
+    goal: str = ""
     ok: bool | None = None
 
-
-class Client:
-    """One keep-alive HTTP connection (http.client: little client CPU per request)."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, float]:
-        """-> (status, seconds)."""
-        started = time.perf_counter()
-        self.connection.request("POST", path, body, {"Content-Type": content_type})
-        response = self.connection.getresponse()
-        response.read()
-        return response.status, time.perf_counter() - started
-
-    def text(self, query: str, k: int = 10) -> tuple[int, float]:
-        body = json.dumps({"query": query, "k": k, "target": "image"}).encode()
-        return self.post("/v1/search/text", body, "application/json")
-
-    def image(self, jpeg: bytes, k: int = 10) -> tuple[int, float]:
-        boundary = uuid.uuid4().hex
-        body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode() + jpeg
-        body += (
-            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="k"\r\n\r\n{k}'
-            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="target"\r\n\r\ntext'
-            f"\r\n--{boundary}--\r\n"
-        ).encode()
-        return self.post("/v1/search/image", body, f"multipart/form-data; boundary={boundary}")
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(index: Path, model: Path | None, port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "app", "--index", str(index), "--port", str(port)]
-    if model is not None:
-        command += ["--model", str(model)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(
-                f"the server exited:\n{process.stderr.read().decode() if process.stderr else ''}"
-            )
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return process
-        except OSError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the server was not ready within 10 minutes")
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, peak RSS) of a process, in MB (Linux)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        fields[name] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def percentiles(seconds: list[float]) -> tuple[float, float]:
-    ms = np.asarray(seconds) * 1000.0
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-
-
-def one_client(url: str, calls: list, repeat: int) -> tuple[list[float], int]:  # type: ignore[type-arg]
-    client = Client(url)
-    latencies, errors = [], 0
-    for i in range(repeat):
-        status, seconds = calls[i % len(calls)](client)
-        latencies.append(seconds)
-        errors += status != 200
-    client.close()
-    return latencies, errors
-
-
-def concurrent_clients(
-    url: str, queries: list[str], clients: int, seconds: float
-) -> tuple[int, int, float]:
-    """-> (answered, errors, elapsed seconds) of `clients` threads querying for `seconds`."""
-    answered, errors = [0] * clients, [0] * clients
-    start = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def run(n: int) -> None:
-        client = Client(url)
-        rng = random.Random(n)
-        start.wait()
-        while time.perf_counter() < stop_at[0]:
-            try:
-                status, _ = client.text(rng.choice(queries))
-            except OSError:
-                status = 0
-                client.close()
-                client = Client(url)
-            answered[n] += 1
-            errors[n] += status != 200
-        client.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    began = time.perf_counter()
-    stop_at[0] = began + seconds
-    start.wait()
-    for thread in threads:
-        thread.join()
-    return sum(answered), sum(errors), time.perf_counter() - began
+    @property
+    def ratio(self) -> float | None:
+        """How many times better than the baseline (lower latency, higher q/s)."""
+        if self.baseline is None or not self.value:
+            return None
+        return self.value / self.baseline if self.unit == "q/s" else self.baseline / self.value
 
 
 def seed_baseline(
@@ -201,10 +85,96 @@ def seed_baseline(
     return statistics.median(timings)
 
 
-def jpeg_60x80(path: Path) -> bytes:
-    buffer = io.BytesIO()
-    open_image(path).resize((60, 80)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+def alternate(urls: dict[str, str], calls: list, rounds: int) -> dict[str, tuple[list[float], int]]:  # type: ignore[type-arg]
+    """One client on each server in turn, `rounds` times over slices of calls (the same
+    calls for both): {name: (latencies, errors)}."""
+    out: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in urls}
+    size = max(1, len(calls) // rounds)
+    for r in range(rounds):
+        names = list(urls) if r % 2 == 0 else list(reversed(urls))
+        for name in names:
+            latencies, errors = one_client(urls[name], calls[r * size : (r + 1) * size])
+            out[name] = (out[name][0] + latencies, out[name][1] + errors)
+    return out
+
+
+def measure(urls: dict[str, str], queries: list[str], photos: list[bytes], args) -> list[Row]:  # type: ignore[no-untyped-def]
+    text_calls = [lambda c, q=q: c.text(q) for q in queries[: args.requests]]
+    image_calls = [lambda c, p=p: c.image(p) for p in photos]
+    image_calls = [image_calls[i % len(image_calls)] for i in range(args.requests)]
+    warm = queries[-40:]
+    for url in urls.values():  # first requests build lazily-made parts
+        one_client(url, [lambda c, q=q: c.text(q) for q in warm] + image_calls[:10])
+    print("one client, text -> image ...", file=sys.stderr)
+    text = alternate(urls, text_calls, ROUNDS)
+    print("one client, image -> text ...", file=sys.stderr)
+    image = alternate(urls, image_calls, ROUNDS)
+    print(f"{args.clients} clients, {args.seconds:.0f} s each ...", file=sys.stderr)
+    many = {name: [0, 0, 0.0] for name in urls}
+    pool = queries[args.requests :]
+    for r in range(ROUNDS // 2):
+        names = list(urls) if r % 2 == 0 else list(reversed(urls))
+        for name in names:
+            answered, errors, elapsed = concurrent_clients(
+                urls[name], pool, args.clients, args.seconds / (ROUNDS // 2)
+            )
+            many[name] = [many[name][0] + answered, many[name][1] + errors, many[name][2] + elapsed]
+    stats = {}
+    for name in urls:
+        t50, t99 = percentiles(text[name][0])
+        i50, i99 = percentiles(image[name][0])
+        qps = many[name][0] / many[name][2]
+        stats[name] = {
+            "t50": t50, "t99": t99, "terr": text[name][1],
+            "i50": i50, "i99": i99, "ierr": image[name][1],
+            "one_qps": len(text[name][0]) / sum(text[name][0]), "qps": qps,
+            "errors": many[name][1],
+        }  # fmt: skip
+    new, old = stats["new"], stats.get("baseline")
+
+    def row(metric: str, key: str, unit: str, goal: str = "", ok: bool | None = None) -> Row:
+        return Row(metric, new[key], None if old is None else old[key], unit, goal, ok)
+
+    rows = [
+        row("text->image p50, 1 client", "t50", "ms"),
+        row("text->image p99, 1 client", "t99", "ms"),
+        row("text->image errors, 1 client", "terr", "", "0", new["terr"] == 0),
+        row("image->text p50 (60x80 JPEG)", "i50", "ms", "< 25", new["i50"] < 25),
+        row("image->text p99 (60x80 JPEG)", "i99", "ms"),
+        row("image->text errors, 1 client", "ierr", "", "0", new["ierr"] == 0),
+        row("text queries/s, 1 client", "one_qps", "q/s"),
+        row(f"text queries/s, {args.clients} clients", "qps", "q/s"),
+        row(f"errors, {args.clients} clients", "errors", "", "0", new["errors"] == 0),
+    ]
+    p50, qps = rows[0], rows[7]
+    p50.goal, p50.ok = "< 12, >= 2x", p50.value < 12 and (p50.ratio or 0) >= 2
+    qps.goal, qps.ok = ">= 400, >= 3x", qps.value >= 400 and (qps.ratio or 0) >= 3
+    for name, url_pid in args.pids.items():
+        rss, peak = memory_mb(url_pid)
+        if name == "new":
+            base = memory_mb(args.pids["baseline"])[0] if "baseline" in args.pids else None
+            rows.append(Row("server RSS", rss, base, "MB", "< 1536", rss < 1536))
+            rows.append(Row("server peak RSS", peak, None, "MB"))
+    if args.gallery:
+        print(f"seed's way: re-encoding a {args.gallery}-photo gallery ...", file=sys.stderr)
+        seed_ms = 1000 * seed_baseline(args.model, args.catalog, args.gallery, queries)
+        rows.append(Row(f"seed's way, 1 text query ({args.gallery} photos)", seed_ms, None, "ms"))
+        rows.append(Row("  seed's way / our text->image p50", seed_ms / p50.value, None, "x"))
+    return rows
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    print(header)
+    width = max(len(r.metric) for r in rows)
+    print(f"{'metric':<{width}}  {'value':>9}  {'baseline':>9}  {'ratio':>6}  {'unit':<4}  goal")
+    print("-" * (width + 52))
+    for r in rows:
+        base = "" if r.baseline is None else f"{r.baseline:,.1f}"
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        ok = "" if r.ok is None else (" yes" if r.ok else " NO")
+        print(
+            f"{r.metric:<{width}}  {r.value:>9,.1f}  {base:>9}  {ratio:>6}  {r.unit:<4}  {r.goal}{ok}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,99 +183,66 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--index", type=Path, required=True, help="index directory to serve")
     parser.add_argument("--model", type=Path, help="model artifact (default: the bundled one)")
-    parser.add_argument("--url", help="measure this running server instead of starting one")
-    parser.add_argument("--pid", type=int, help="with --url: the server's process id, for RSS")
-    parser.add_argument(
-        "--catalog", type=Path, default=SAMPLE_CATALOG, help="query titles and photos"
-    )
-    parser.add_argument(
-        "--requests", type=int, default=300, help="one-client requests (default 300)"
-    )
-    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--seconds", type=float, default=15.0, help="concurrent run length")
-    parser.add_argument("--gallery", type=int, default=1000, help="seed baseline gallery size")
+    parser.add_argument("--catalog", type=Path, default=SAMPLE_CATALOG, help="query titles, photos")
+    parser.add_argument("--search", choices=("per-query", "batched"), default="per-query",
+                        help="the baseline's search (default per-query: FAISS, one per query)")  # fmt: skip
+    parser.add_argument("--encoder", choices=("torch", "auto"), default="torch",
+                        help="the baseline's encoder (default torch)")  # fmt: skip
+    parser.add_argument("--no-baseline", action="store_true", help="measure the service only")
+    parser.add_argument("--requests", type=int, default=300, help="one-client requests each")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (16)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="concurrent seconds each")
+    parser.add_argument("--query-cache", type=int, default=0, help="query cache size (0: off)")
+    parser.add_argument("--gallery", type=int, default=1000, help="seed's-way gallery (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    args.index = args.index.resolve()  # the servers run in the repository root
 
     products = read_catalog(args.catalog).products
-    rng = random.Random(0)
-    queries = [p.text for p in rng.sample(products, min(500, len(products)))]
-    photos = [jpeg_60x80(p.image) for p in rng.sample(products, min(50, len(products)))]
-    server = None
-    if args.url:
-        url, pid = args.url.rstrip("/"), args.pid
-    else:
-        port = free_port()
-        print(f"starting the server on port {port} (index {args.index}) ...", file=sys.stderr)
-        server = start_server(args.index, args.model, port)
-        url, pid = f"http://127.0.0.1:{port}", server.pid
+    queries = distinct([p.text for p in products], args.requests + 4000)
+    photos = [
+        jpeg_60x80(p.image) for p in random.Random(0).sample(products, min(50, len(products)))
+    ]
+    cache = {"FASHION_QUERY_CACHE__SIZE": str(args.query_cache)}
+    envs = {"new": cache}
+    if not args.no_baseline:
+        envs["baseline"] = {
+            **cache,
+            "FASHION_BATCHING__SEARCH": args.search,
+            "FASHION_MODEL__RUNTIME": args.encoder,
+            **({"FASHION_INDEX__SCAN": "faiss"} if args.search == "per-query" else {}),
+        }
+    load_before = os.getloadavg()
+    servers, urls = {}, {}
     try:
-        rows = measure(url, pid, queries, photos, args)
+        for name, env in envs.items():
+            port = free_port()
+            print(f"starting the {name} server on port {port} ({env}) ...", file=sys.stderr)
+            servers[name] = start_server(args.index, args.model, port, env)
+            urls[name] = f"http://127.0.0.1:{port}"
+        args.pids = {name: server.pid for name, server in servers.items()}
+        rows = measure(urls, queries, photos, args)
     finally:
-        if server is not None:
+        for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    print_table(rows)
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    return 0 if all(r.ok is not False for r in rows) else 1
-
-
-def measure(
-    url: str, pid: int | None, queries: list[str], photos: list[bytes], args: argparse.Namespace
-) -> list[Row]:
-    text_calls = [lambda c, q=q: c.text(q) for q in queries]
-    image_calls = [lambda c, p=p: c.image(p) for p in photos]
-    one_client(url, text_calls, 30)  # warm up: first requests load lazily-built parts
-    one_client(url, image_calls, 10)
-    print("one client, text -> image ...", file=sys.stderr)
-    text_lat, text_err = one_client(url, text_calls, args.requests)
-    print("one client, image -> text ...", file=sys.stderr)
-    image_lat, image_err = one_client(url, image_calls, args.requests)
-    text_p50, text_p99 = percentiles(text_lat)
-    image_p50, image_p99 = percentiles(image_lat)
-    one_qps = len(text_lat) / sum(text_lat)
-    print(f"{args.clients} clients for {args.seconds:.0f} s ...", file=sys.stderr)
-    answered, errors, elapsed = concurrent_clients(url, queries, args.clients, args.seconds)
-    many_qps = answered / elapsed
-    rows = [
-        Row("text->image p50, 1 client", text_p50, "ms", "< 25", text_p50 < 25),
-        Row("text->image p99, 1 client", text_p99, "ms", "< 100", text_p99 < 100),
-        Row("text->image errors, 1 client", text_err, "", "0", text_err == 0),
-        Row("image->text p50 (60x80 JPEG)", image_p50, "ms", "< 60", image_p50 < 60),
-        Row("image->text p99 (60x80 JPEG)", image_p99, "ms"),
-        Row("image->text errors, 1 client", image_err, "", "0", image_err == 0),
-        Row("text queries/s, 1 client", one_qps, "q/s"),
-        Row(f"text queries/s, {args.clients} clients", many_qps, "q/s", ">= 150", many_qps >= 150),
-        Row("  ratio to 1 client", many_qps / one_qps, "x", ">= 3", many_qps / one_qps >= 3),
-        Row(f"errors, {args.clients} clients", errors, "", "0", errors == 0),
-    ]
-    if pid is not None:
-        rss, peak = memory_mb(pid)
-        rows += [
-            Row("server RSS", rss, "MB", "< 1536", rss < 1536),
-            Row("server peak RSS", peak, "MB"),
-        ]
-    print(
-        f"seed baseline: re-encoding a {args.gallery}-product gallery per query ...",
-        file=sys.stderr,
+    load_after = os.getloadavg()
+    baseline = envs.get("baseline", {})
+    header = (
+        f"index {args.index}; baseline: {json.dumps(baseline)}\n"
+        f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
+        f"{os.cpu_count()} CPUs"
     )
-    seed_s = seed_baseline(args.model, args.catalog, args.gallery, queries)
-    rows += [
-        Row(f"seed's way, 1 text query ({args.gallery} gallery)", seed_s * 1000, "ms"),
-        Row("  seed's way / our text->image p50", seed_s * 1000 / text_p50, "x"),
-    ]
-    return rows
-
-
-def print_table(rows: list[Row]) -> None:
-    width = max(len(r.metric) for r in rows)
-    print(f"{'metric':<{width}}  {'value':>10}  {'unit':<4}  {'target':<8}  ok")
-    print("-" * (width + 32))
-    for r in rows:
-        value = f"{r.value:,.1f}" if isinstance(r.value, float) else str(r.value)
-        ok = "" if r.ok is None else ("yes" if r.ok else "NO")
-        print(f"{r.metric:<{width}}  {value:>10}  {r.unit:<4}  {r.target:<8}  {ok}")
+    print_table(rows, header)
+    if args.json:
+        payload = {
+            "index": str(args.index),
+            "baseline_settings": baseline,
+            "load_average_before_after": [load_before[0], load_after[0]],
+            "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0 if all(r.ok is not False for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -237,13 +237,19 @@ def _try_int8(model: JointModel, directory: Path, probe_texts: Sequence[str]) ->
     ]
     head = [node.name for node in graph.graph.node if node.name.startswith("/text_head/")]
     keep_float = feed_forward_out + head
-    quantize_dynamic(
-        str(directory / TEXT_GRAPH),
-        str(directory / TEXT_INT8_GRAPH),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=keep_float,
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantiser logs a line per tensor to root
+    try:
+        quantize_dynamic(
+            str(directory / TEXT_GRAPH),
+            str(directory / TEXT_INT8_GRAPH),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep_float,
+        )
+    finally:
+        root.setLevel(level)
     from models.onnx_encoder import cpu_session  # one session factory for both
 
     session = cpu_session(directory / TEXT_INT8_GRAPH, threads=0)
