@@ -3,6 +3,7 @@
     python benchmarks/bench_index.py                 # 1,000,000 x 512-d (needs ~6 GB RAM)
     python benchmarks/bench_index.py --n 200000 --threads 2 --hnsw
     python benchmarks/bench_index.py --vectors embeddings.npy   # real (N, D) embeddings
+    python benchmarks/bench_index.py --n 100000 --backend both --milvus-uri var/bench.db
 
 Vectors are L2-normalised. Synthetic ones are by default clusters in a 64-d subspace
 plus noise (learned embeddings have a low intrinsic dimension; see `synthetic`); with
@@ -11,6 +12,8 @@ index. Queries come from the same distribution but are not in the index. Indices
 built with indexer.faiss_index exactly as `index build` builds them, so what is
 measured is what ships. Latency is one query at a time on one thread, as the service
 searches; batch q/s uses every thread. Prints one row per index type and setting.
+`--backend milvus` (or `both`, side by side) measures the Milvus backend on the same
+vectors and queries: benchmarks/milvus_bench.py.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ from indexer.faiss_index import (
     search_parameters,
 )
 from indexer.knn import faiss_threads
+
+try:  # run as a script: benchmarks/ is on the path
+    from milvus_bench import measure_milvus, print_milvus_table
+except ImportError:  # pragma: no cover - as a module from the repository root
+    from benchmarks.milvus_bench import measure_milvus, print_milvus_table
 
 CHUNK = 100_000
 
@@ -179,6 +187,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hnsw", action="store_true", help="also HNSW32,Flat (slow to build)")
     parser.add_argument("--types", nargs="*", help="extra factory strings to measure")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backend", choices=("faiss", "milvus", "both"), default="faiss", help="what to measure"
+    )
+    parser.add_argument(
+        "--milvus-uri",
+        default="var/bench-milvus.db",
+        help="Milvus: a .db file or http://host:19530",
+    )
     return parser.parse_args()
 
 
@@ -204,10 +220,17 @@ def main() -> None:
     exact = create_index(IndexSpec("Flat"), data, np.arange(len(data), dtype=np.int64))
     _, truth = exact.search(queries, args.k)
     del exact
+    kind = args.vectors or ("uniform" if args.uniform else "low-rank clustered")
+    if args.backend != "faiss":
+        started = time.perf_counter()
+        milvus_rows = measure_milvus(data, queries, args.k, args.milvus_uri)
+        print_milvus_table(milvus_rows, args.milvus_uri)
+        print(f"({time.perf_counter() - started:.0f} s in all)")
+        if args.backend == "milvus":
+            return
     rows = []
     for spec in specs:
         rows += measure(spec, data, queries, truth, args.k)
-    kind = args.vectors or ("uniform" if args.uniform else "low-rank clustered")
     print_table(rows, args.n, args.dim, threads, kind)
     print(
         f"\nthe indexer chooses {chosen.factory} {chosen.search_params or ''} for {args.n:,} products"
