@@ -68,7 +68,9 @@ def test_onnx_embeddings_match_pytorch_on_the_sample(
 def test_the_export_is_cached_beside_the_artifact_by_model_id(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    artifact = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    artifact = shutil.copytree(
+        tiny_model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")
+    )
     model = load_model(artifact, device="cpu")
     directory, info = find_or_export(model, artifact)
     assert directory == artifact / "onnx" / model.model_id
@@ -81,10 +83,13 @@ def test_the_export_is_cached_beside_the_artifact_by_model_id(
 def test_a_read_only_artifact_caches_in_the_user_folder(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    artifact = shutil.copytree(
+        tiny_model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")
+    )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("models.onnx_export._writable", lambda directory: False)
-    model = load_model(tiny_model_dir, device="cpu")
-    directory = cache_dir_for(tiny_model_dir, model.model_id)
+    model = load_model(artifact, device="cpu")
+    directory = cache_dir_for(artifact, model.model_id)
     assert directory == tmp_path / "cache" / "fashion-retrieval" / "onnx" / model.model_id
 
 
