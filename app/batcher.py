@@ -51,8 +51,11 @@ class MicroBatcher(Generic[T, R]):
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         on_batch: BatchObserver | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`clock` (seconds) times the wait for a batch to fill; tests pass a fake one."""
         self._process = process
+        self._clock = clock
         self._executor = executor
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
@@ -92,12 +95,12 @@ class MicroBatcher(Generic[T, R]):
     async def _collect(self) -> list[_Pending[T, R]]:
         assert self._queue is not None
         batch = [await self._queue.get()]
-        deadline = time.perf_counter() + self._max_wait_s
+        deadline = self._clock() + self._max_wait_s
         while len(batch) < self._max_batch_size:
             # Take whatever already queued up without waiting, then wait out the deadline.
             while len(batch) < self._max_batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            remaining = deadline - time.perf_counter()
+            remaining = deadline - self._clock()
             if len(batch) >= self._max_batch_size or remaining <= 0:
                 break
             try:

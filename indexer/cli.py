@@ -14,13 +14,13 @@ from pathlib import Path
 from indexer.build import build_index
 from indexer.encode import DEFAULT_BATCH_SIZE
 from indexer.errors import IndexerError
-from indexer.gpu import DEVICES
 from indexer.info import describe_index
 from indexer.milvus import cli as milvus_cli
 from indexer.skips import DEFAULT_MAX_SKIPPED
 from indexer.update import update_index
 from indexer.verify import verify_index
 from indexer.versions import BuildReport
+from models.artifact import DEVICES
 from models.encoders import RUNTIMES, load_encoder
 from models.errors import ConfigError, ModelsError
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights

@@ -13,10 +13,10 @@ from typing import Literal
 import faiss
 
 from indexer.errors import DeviceError
+from models.artifact import DEVICES
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
 Placement = Literal["cpu", "gpu"]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from indexer.gpu import gpu_count
 from indexer.manifest import MANIFEST_NAME, PRODUCTS_INDEX
 from indexer.publish import resolve_version_dir
 from models import (
@@ -44,6 +45,20 @@ TINY_MODEL_CONFIG = ModelConfig(
 TINY_MODEL_SEED = 1234
 
 TinyCatalog = Callable[..., Path]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` need a CUDA GPU that FAISS sees (the gpu extra, faiss-gpu):
+    elsewhere they skip, saying so; `pytest -m gpu` runs just them on a GPU machine."""
+    if gpu_count() > 0:
+        return
+    skip = pytest.mark.skip(
+        reason="needs a CUDA GPU that FAISS sees (faiss-gpu, the gpu extra); "
+        "run `pytest -m gpu` on a GPU machine"
+    )
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
 
 # Tiny models gain nothing from threads, and on a busy shared machine OpenMP's spinning
 # threads make each small op many times slower; one thread keeps the suite fast.

@@ -1,4 +1,6 @@
-"""indexer.gpu: where indices go, tested without a GPU by faking FAISS's GPU count."""
+"""indexer.gpu: where indices go. The decision logic is tested everywhere (FAISS's GPU count
+faked where it matters); the tests marked `gpu` run on a real GPU with faiss-gpu
+(`pytest -m gpu`) and skip without one."""
 
 from __future__ import annotations
 
@@ -32,25 +34,24 @@ def test_cuda_without_gpu_and_unknown_devices_are_errors() -> None:
         choose_placement("tpu", 8)
 
 
-def test_gpu_count_follows_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 3, raising=False)
-    assert gpu_count() == 3
-    monkeypatch.delattr(faiss, "get_num_gpus")
-    assert gpu_count() == 0
-
-
-def test_to_placement_moves_to_all_gpus_or_stays_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_index_faiss_cannot_move_stays_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback: an index type FAISS cannot clone to the GPU keeps serving on the CPU."""
     index = faiss.IndexFlatIP(4)
-    moved = object()
-    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", lambda i: moved, raising=False)
-    assert to_placement(index, "gpu") == (moved, "gpu")
-    assert to_placement(index, "cpu") == (index, "cpu")
 
-    def refuse(i):
+    def refuse(i: faiss.Index) -> faiss.Index:
         raise RuntimeError("not supported on GPU")
 
     monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", refuse, raising=False)
     assert to_placement(index, "gpu") == (index, "cpu")
+    assert to_placement(index, "cpu") == (index, "cpu")
+
+
+@pytest.mark.skipif(gpu_count() > 0, reason="FAISS sees a GPU here: the CPU-only path is moot")
+def test_without_a_gpu_auto_searches_on_the_cpu_and_cuda_is_an_error(built_index) -> None:
+    with open_index(built_index, device="auto") as index:
+        assert index.placement == "cpu"
+    with pytest.raises(DeviceError, match="faiss-gpu"):
+        open_index(built_index, device="cuda")
 
 
 def test_reader_takes_the_gpu_path_when_faiss_reports_gpus(
@@ -128,3 +129,45 @@ def test_similar_on_a_gpu_like_index_matches_the_cpu(
         for target, hits in expected.items():
             got = index.similar(product_id, 12, {"gender": "Men"}, target=target)  # type: ignore[arg-type]
             assert [h.id for h in got] == [h.id for h in hits] and len(got) == 12
+
+
+# On a GPU machine with faiss-gpu: `pytest -m gpu` (they skip, saying why, elsewhere).
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_searches_equal_the_cpu_exactly(built_index) -> None:
+    assert choose_placement("auto", gpu_count()) == "gpu"
+    queries = unit_queries(4)
+    with open_index(built_index, device="cpu") as cpu:
+        expected = {
+            "texts": cpu.search_texts(queries, 10, filters={"gender": "Women"}),
+            "images": cpu.search_images(queries, 10),
+        }
+    with open_index(built_index, device="cuda") as gpu:
+        assert gpu.placement == "gpu"
+        got = {
+            "texts": gpu.search_texts(queries, 10, filters={"gender": "Women"}),
+            "images": gpu.search_images(queries, 10),
+        }
+    for name, rows in expected.items():
+        assert [[h.id for h in row] for row in got[name]] == [[h.id for h in row] for row in rows]
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_similar_and_deep_searches_equal_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, built_index, small_catalog, fake_encoder
+) -> None:
+    """Past the GPU's k limit (lowered here so a small index reaches it) and for `similar`
+    (which a GPU index cannot reconstruct for), results are the CPU's."""
+    monkeypatch.setattr("indexer.knn.GPU_MAX_K", 8)
+    product_id = reference_for(small_catalog, fake_encoder).ids[3]
+    queries = unit_queries(3)
+    with open_index(built_index, device="cpu") as cpu:
+        similar = cpu.similar(product_id, 12, {"gender": "Men"}, target="image")
+        deep = cpu.search_images(queries, 12, filters={"gender": "Men"})
+    with open_index(built_index, device="cuda") as gpu:
+        assert gpu.placement == "gpu"
+        got_similar = gpu.similar(product_id, 12, {"gender": "Men"}, target="image")
+        got_deep = gpu.search_images(queries, 12, filters={"gender": "Men"})
+    assert [h.id for h in got_similar] == [h.id for h in similar]
+    assert [[h.id for h in r] for r in got_deep] == [[h.id for h in r] for r in deep]
