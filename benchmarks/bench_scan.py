@@ -12,7 +12,10 @@ once with the service's encoder, so only the scan differs. Reports, per target:
   - the title task (R@1, R@10 as the share of the title's products, MRR@10) and the
     category tasks (mean P@1, P@10, MRR@10 over masterCategory, subCategory,
     articleType, baseColour), each with its change from the reference;
-  - search time for 1 and for 16 queries in one call (p50 over alternating rounds).
+  - search time for 1 and for 16 queries in one call (p50 over alternating rounds);
+  - with --compare-torch, the queries encoded by PyTorch too: their cosine to the
+    service encoder's, and their metrics on the exact scan (row "torch q": the change
+    shown is PyTorch's queries minus the service encoder's, both scanned exactly).
 """
 
 from __future__ import annotations
@@ -92,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="model artifact (default: the bundled one)")
     parser.add_argument("--targets", nargs="+", default=["image", "product"])
     parser.add_argument("--rounds", type=int, default=40, help="timing rounds")
+    parser.add_argument(
+        "--compare-torch",
+        action="store_true",
+        help="also encode the queries with PyTorch: cosine to the service's encoder, and "
+        "the metrics of PyTorch's queries (FAISS exact scan)",
+    )
     args = parser.parse_args(argv)
 
     products = read_catalog(args.catalog).products
@@ -110,6 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     attrs = {p.id: dict(p.attributes) for p in products}
     counts = Counter(p.text for p in products)
     indices = {s: open_index(args.index, device="cpu", scan=s, threads=1) for s in SCANS}
+    torch_rows = {}
+    if args.compare_torch:
+        reference = load_encoder(args.model, device="cpu", runtime="torch")
+        torch_titles = reference.encode_texts(titles)
+        torch_categories = reference.encode_texts([value for _, value in categories])
+        cosine = np.concatenate(
+            [
+                np.sum(torch_titles * title_vectors, 1),
+                np.sum(torch_categories * category_vectors, 1),
+            ]
+        )
+        print(f"{type(encoder).__name__} vs PyTorch query embeddings: cosine min "
+              f"{cosine.min():.4f}, mean {cosine.mean():.5f} over {len(cosine)} queries")  # fmt: skip
+        for target in args.targets:
+            torch_rows[target] = (
+                indices["faiss"].search(torch_titles, DEPTH, target=target),
+                indices["faiss"].search(torch_categories, DEPTH, target=target),
+            )
     load = os.getloadavg()[0]
     for target in args.targets:
         results = {}
@@ -135,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{c[m]:.4f} ({c[m] - base_c[m]:+.4f})" for m in ("P@1", "P@10", "MRR@10")]
             print(f"{scan:<8} {recall:>13.4f} " + " ".join(f"{x:>16}" for x in cells)
                   + f" {speed[(scan, 1)]:>7.2f} {speed[(scan, 16)]:>8.2f}")  # fmt: skip
+        if target in torch_rows:
+            t = title_metrics(torch_rows[target][0], titles, title_of, counts)
+            c = category_metrics(torch_rows[target][1], categories, attrs)
+            cells = [f"{t[m]:.4f} ({t[m] - base_t[m]:+.4f})" for m in ("R@1", "R@10", "MRR@10")]
+            cells += [f"{c[m]:.4f} ({c[m] - base_c[m]:+.4f})" for m in ("P@1", "P@10", "MRR@10")]
+            print(f"{'torch q':<8} {'(faiss)':>13} " + " ".join(f"{x:>16}" for x in cells))
     extra = len(indices["float16"]) * encoder.embed_dim * 2 * len(indices["float16"].targets)
     print(f"\nthe float16 copies add {extra / 1e6:.0f} MB; load average (1 min) {load:.2f} "
           f"at the start, {os.getloadavg()[0]:.2f} at the end, {os.cpu_count()} CPUs")  # fmt: skip

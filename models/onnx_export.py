@@ -239,7 +239,7 @@ def _try_int8(model: JointModel, directory: Path, probe_texts: Sequence[str]) ->
     keep_float = feed_forward_out + head
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))  # the quantiser logs a line per tensor to root
+    root.setLevel(max(level, logging.ERROR))  # the quantiser logs a line per tensor to root
     try:
         quantize_dynamic(
             str(directory / TEXT_GRAPH),
