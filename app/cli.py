@@ -15,11 +15,14 @@ from app.main import create_app
 from app.server import run_server
 from app.settings import ENV_PREFIX, Settings
 from indexer.errors import IndexerError
+from models import exits
+from models.artifact import DEVICES
 from models.errors import ModelsError
+from models.exits import exit_codes_help
 
 logger = logging.getLogger(__name__)
 
-STARTUP_FAILURE = 3  # uvicorn's exit code when it cannot start (the port is taken, ...)
+EXIT_CODES = exit_codes_help("a bad model or index, a port already taken")
 
 EXAMPLES = """\
 examples:
@@ -36,6 +39,9 @@ FASHION_INDEX__PATH, FASHION_MODEL__PATH, FASHION_SERVER__HOST, FASHION_SERVER__
 FASHION_INDEX__BACKEND, FASHION_INDEX__MILVUS_URI, FASHION_INDEX__COLLECTION (a Milvus
 token: FASHION_MILVUS__TOKEN);
 the admin token for POST /v1/admin/reload is FASHION_ADMIN__TOKEN (no token: reload off).
+A bad option or setting is a usage error (2).
+
+{exit_codes}
 """
 
 
@@ -43,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fashion-retrieval serve",
         description="Run the search service (REST API under /v1, web UI at /).",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES.format(exit_codes=EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -62,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     parser.add_argument(
-        "--device", help='"auto" (GPU when there is one), "cpu" or "cuda", for model and index'
+        "--device",
+        choices=DEVICES,
+        help="auto (GPU when there is one), cpu or cuda, for model and index (default: auto)",
     )
     parser.add_argument(
         "--backend", choices=("faiss", "milvus"), help="where the index lives (default: faiss)"
@@ -102,25 +110,41 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**groups)  # type: ignore[arg-type]
 
 
+def _one_line(exc: ValidationError) -> str:
+    """A settings error as one line: each bad value's variable name and what is wrong."""
+    return "; ".join(
+        f"{ENV_PREFIX}{'__'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse `argv` (without the word `serve`), load model and index, serve until stopped."""
+    """Parse `argv` (without the word `serve`), load model and index, serve until stopped;
+    returns the exit code (EXIT_CODES)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
-        print(f"fashion-retrieval serve: invalid setting ({ENV_PREFIX}*): {exc}", file=sys.stderr)
-        return 2
+        print(f"error: invalid setting: {_one_line(exc)}", file=sys.stderr)
+        return exits.USAGE
     try:
-        serving = prepare(settings)
+        return _serve(settings)
     except (ModelsError, IndexerError, ServiceError, OSError) as exc:
-        print(f"fashion-retrieval serve: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"error: {exc}", file=sys.stderr)
+        return exits.ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exits.INTERRUPTED
+
+
+def _serve(settings: Settings) -> int:
+    serving = prepare(settings)
     # Reload reopens the index actually served (the sample index when none was given).
     if settings.index.backend == "faiss":
         settings.index.path = serving.index_path  # type: ignore[assignment]
-    app = create_app(settings, model=serving.model, index=serving.index)
+    app = create_app(settings, serving=serving)
     server = settings.server
     print(
         f"Serving {len(serving.index)} products with model {serving.model.model_id} "
@@ -131,4 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         started = run_server(app, server)
     finally:
         serving.index.close()
-    return 0 if started else STARTUP_FAILURE
+    if not started:
+        print(
+            f"error: the server could not start on {server.host}:{server.port} "
+            "(uvicorn logged why above: the port is taken, say)",
+            file=sys.stderr,
+        )
+        return exits.ERROR
+    return exits.OK

@@ -7,6 +7,7 @@ fashion-retrieval serve --index var/index  # the CLI, same app
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +30,16 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+
+def _package_version() -> str:
+    """The installed distribution's version (pyproject.toml's), for the OpenAPI document."""
+    try:
+        return importlib.metadata.version("fashion-retrieval")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "0+unknown"
+
+
+VERSION = _package_version()
 
 
 def _reopen(serving: Serving) -> SearchIndex:
@@ -45,12 +55,15 @@ async def _lifespan(
     model: Encoder | None,
     index: SearchIndex | None,
     opener: IndexOpener | None,
+    prepared: Serving | None,
 ) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
-    serving = await asyncio.to_thread(prepare, settings, model=model, index=index, opener=opener)
-    # An index handed in by the caller stays the caller's to close.
-    holder = IndexHolder(serving.index, owned=index is None)
+    serving = prepared or await asyncio.to_thread(
+        prepare, settings, model=model, index=index, opener=opener
+    )
+    # An index handed in by the caller (or prepared by it) stays the caller's to close.
+    holder = IndexHolder(serving.index, owned=index is None and prepared is None)
     service = SearchService(
         serving.model,
         holder,
@@ -84,17 +97,20 @@ def create_app(
     model: Encoder | None = None,
     index: SearchIndex | None = None,
     open_index: IndexOpener | None = None,
+    serving: Serving | None = None,
 ) -> FastAPI:
     """The service. Settings default to the FASHION_* environment. `model`, `index` and
     `open_index` (path -> index, used by reload) replace what the settings would load;
-    tests and the CLI pass them."""
+    tests pass them. `serving` is what `app.loading.prepare` already loaded (the CLI
+    loads before it starts the server, to report a bad model or index as one line): the
+    lifespan then serves it as it is, without preparing again."""
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
     app = FastAPI(
         title="Fashion retrieval",
         version=VERSION,
         summary="Search a fashion catalogue by text or by photo.",
-        lifespan=partial(_lifespan, model=model, index=index, opener=open_index),
+        lifespan=partial(_lifespan, model=model, index=index, opener=open_index, prepared=serving),
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -92,10 +92,13 @@ def make_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
 
 def run_server(app: FastAPI, settings: ServerSettings) -> bool:
     """Serve until Ctrl+C or SIGTERM; False when the server could not start (e.g. the
-    port is taken: uvicorn has logged why)."""
+    port is taken: uvicorn has logged why). After Ctrl+C uvicorn shuts down gracefully,
+    then re-raises the signal: KeyboardInterrupt reaches the caller."""
     server = make_server(app, settings)
     try:
         server.run()
-    except KeyboardInterrupt:
-        pass  # uvicorn shut down gracefully, then re-raised the signal it caught
+    except SystemExit:  # uvicorn's way out when it cannot start (it exits 3)
+        if server.started:
+            raise
+        return False
     return server.started

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexer.build import build_index
-from indexer.encode import DEFAULT_BATCH_SIZE
+from indexer.encode import DEFAULT_BATCH_SIZE, PROGRESS_INTERVAL_S
 from indexer.errors import IndexerError
 from indexer.info import describe_index
 from indexer.milvus import cli as milvus_cli
@@ -20,13 +20,16 @@ from indexer.skips import DEFAULT_MAX_SKIPPED
 from indexer.update import update_index
 from indexer.verify import verify_index
 from indexer.versions import BuildReport
+from models import exits
 from models.artifact import DEVICES
 from models.encoders import RUNTIMES, load_encoder
 from models.errors import ConfigError, ModelsError
+from models.exits import exit_codes_help
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
 from models.images import DEFAULT_MAX_PIXELS
 
 PROG = "fashion-retrieval index"
+EXIT_CODES = exit_codes_help("a bad catalogue, model or index, a locked index, a failed verify")
 
 BUILD_EXAMPLE = """example:
   fashion-retrieval index build --catalog data/sample/catalog.csv --out var/index
@@ -68,7 +71,7 @@ def _subparser(
         name,
         help=description,
         description=description,
-        epilog=example,
+        epilog=f"{example}\n\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -118,7 +121,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PIXELS,
         help=f"skip photos over N pixels, read from their header (default: {DEFAULT_MAX_PIXELS:,})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (else a bar on a terminal, a plain line every "
+        f"{PROGRESS_INTERVAL_S:.0f} s on stderr in a log)",
+    )
 
 
 def _add_build(commands: argparse._SubParsersAction) -> None:
@@ -196,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Build, update, inspect and verify FAISS indices of a product catalogue.",
-        epilog="Run `fashion-retrieval index COMMAND --help` for a command's options and an example.",
+        epilog="Run `fashion-retrieval index COMMAND --help` for a command's options and an "
+        f"example.\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(commands)
@@ -338,15 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return COMMANDS[args.command](args)
-    except (IndexerError, ModelsError) as exc:
+    except (IndexerError, ModelsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exits.ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exits.INTERRUPTED
 
 
 if __name__ == "__main__":

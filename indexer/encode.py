@@ -15,7 +15,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from indexer.cache import EmbeddingCache, Kind, text_key
 from indexer.decode_pool import (
@@ -28,9 +27,12 @@ from indexer.decode_pool import (
 from indexer.errors import EncoderError, IndexerError
 from models.catalog import Product
 from models.images import DEFAULT_MAX_PIXELS
+from models.progress import progress_bar
 from models.transforms import ImageTransform
 
 DEFAULT_BATCH_SIZE = 64
+# Off a terminal (docker logs, CI, a file) the progress is a plain line this often.
+PROGRESS_INTERVAL_S = 5.0
 
 
 @runtime_checkable
@@ -203,7 +205,13 @@ def encode_products(
     pending: deque[_Ahead] = deque()
     with (
         DecodePool(workers, _image_transform(encoder), max_image_pixels) as pool,
-        tqdm(total=len(products), unit=" products", desc="encoding", disable=not progress) as bar,
+        progress_bar(
+            total=len(products),
+            unit=" products",
+            desc="encoding",
+            disable=not progress,
+            interval=PROGRESS_INTERVAL_S,
+        ) as bar,
     ):
 
         def read_next() -> None:

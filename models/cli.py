@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from models import exits
 from models.artifact import DEFAULT_MODEL_DIR, load_model
 from models.catalog import read_catalog
 from models.encoders import INSTALL_HINT, onnx_available
 from models.errors import ModelsError
+from models.exits import exit_codes_help
 
 EXAMPLE = """example:
   fashion-retrieval export-onnx --catalog data/sample/catalog.csv
@@ -17,7 +20,9 @@ Writes ARTIFACT/onnx/<model id>/ (image.onnx, text.onnx or text-int8.onnx, expor
 or the user's cache folder when the artifact's folder is read-only. `serve` and `index
 build` export on first use anyway; run this to do it ahead (a container image build) or
 to check the int8 text tower on a catalogue's titles: it is kept only when every probe
-text's embedding stays within cosine 0.995 of PyTorch's."""
+text's embedding stays within cosine 0.995 of PyTorch's.
+
+""" + exit_codes_help("no ONNX Runtime, a bad model or catalogue")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -39,8 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not onnx_available():
-        print(f"fashion-retrieval export-onnx: error: ONNX Runtime is missing: {INSTALL_HINT}")
-        return 1
+        print(f"error: ONNX Runtime is missing: {INSTALL_HINT}", file=sys.stderr)
+        return exits.ERROR
     from models.onnx_export import PROBE_TEXTS, cache_dir_for, export_onnx
 
     try:
@@ -51,13 +56,16 @@ def main(argv: list[str]) -> int:
             probes += titles[: args.max_titles]
         directory = cache_dir_for(args.model or DEFAULT_MODEL_DIR, model.model_id)
         info = export_onnx(model, directory, probe_texts=probes, int8=not args.no_int8)
-    except ModelsError as exc:
-        print(f"fashion-retrieval export-onnx: error: {exc}")
-        return 1
+    except (ModelsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exits.ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exits.INTERRUPTED
     cosine = (
         ""
         if info.text_int8_min_cosine is None
         else f", int8 min cosine {info.text_int8_min_cosine:.4f}"
     )
     print(f"{directory}: text tower {info.text}{cosine} on {info.probe_texts} probe texts")
-    return 0
+    return exits.OK

@@ -10,8 +10,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from models import ConfigError, ModelsError, load_model, read_catalog
+from models import ConfigError, ModelsError, exits, load_model, read_catalog
 from models.artifact import DEVICES, read_metrics, write_metrics
+from models.exits import exit_codes_help
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
 from models.progress import LOG_INTERVAL_S
 from training.config import available_configs, load_config
@@ -28,9 +29,7 @@ from training.loop import train
 
 logger = logging.getLogger(__name__)
 
-# The exit codes of every fashion-retrieval command.
-EXIT_CODES = """exit codes: 0 done; 1 error (a bad or missing catalogue, config, model or
-split: one line on stderr); 2 usage error (bad options: usage on stderr)"""
+EXIT_CODES = exit_codes_help("a bad or missing catalogue, config, model or split")
 
 TRAIN_EXAMPLE = """example:
   fashion-retrieval train --catalog data/sample/catalog.csv --config lite0-minilm --out runs/lite0
@@ -207,7 +206,7 @@ def main(argv: list[str]) -> int:
         return args.handler(args)
     except (ModelsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exits.ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exits.INTERRUPTED

@@ -96,4 +96,4 @@ def live_server(
     server = start_server(command, env=env, log=log, port=port)
     yield server
     code = server.stop()
-    assert code == 0, server.output()
+    assert code == 130, server.output()  # Ctrl+C: a graceful shutdown, then 130

@@ -243,6 +243,6 @@ def test_serve_without_an_index_builds_the_sample_and_prints_its_url(
     try:
         assert httpx.get(f"{server.url}/readyz").json()["products"] == 20
     finally:
-        assert server.stop() == 0
+        assert server.stop() == 130  # Ctrl+C, after a graceful shutdown
     assert f"on http://127.0.0.1:{port}" in server.output()
     assert (tmp_path / "sample-index" / tiny_model.model_id / "CURRENT").is_file()

@@ -72,3 +72,21 @@ def test_wrong_embedding_shape_is_an_error(tmp_path: Path, small_catalog: Path) 
     cache = EmbeddingCache(tmp_path / "cache", encoder.model_id, encoder.embed_dim)
     with cache, pytest.raises(EncoderError, match="text embeddings of shape"):
         encode_products(products, encoder, cache, progress=False)
+
+
+def test_progress_in_a_log_is_plain_lines(
+    tmp_path: Path,
+    small_catalog: Path,
+    fake_encoder: FakeEncoder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """stderr is not a terminal here (as in docker logs or CI): whole lines, no
+    carriage-return frames, the final count last."""
+    products = read_catalog(small_catalog).products
+    with EmbeddingCache(tmp_path / "cache", fake_encoder.model_id, fake_encoder.embed_dim) as cache:
+        encode_products(products, fake_encoder, cache, batch_size=4, progress=True, workers=0)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("encoding:")]
+    assert 1 <= len(lines) <= 3  # not one frame per batch
+    assert f"{len(products)}/{len(products)}" in lines[-1]
