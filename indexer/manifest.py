@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from indexer.errors import IndexCorruptError, IndexNotFoundError
+from models.files import sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -18,7 +18,6 @@ TEXTS_INDEX = "texts.faiss"
 PRODUCTS_INDEX = "products.faiss"  # fused photo + title vectors (models.fusion)
 STORE_NAME = "products.sqlite"
 IMAGES_DIR = "images"
-_BLOCK = 1 << 20
 
 # What a search runs over: product photos, titles, or product vectors (photo and title).
 Target = Literal["image", "text", "product"]
@@ -70,14 +69,6 @@ class Manifest:
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC string, to the second."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def list_files(version_dir: Path) -> list[str]:

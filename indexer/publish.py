@@ -19,20 +19,19 @@ import fcntl
 import os
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
 from indexer.manifest import MANIFEST_NAME
+from models.files import fsync_dir, fsync_tree, write_atomic
 
 CURRENT_NAME = "CURRENT"
 VERSIONS_DIR = "versions"
 PARTIAL_SUFFIX = ".partial"
 LOCK_NAME = ".lock"
 KEEP_VERSIONS = 2
-FSYNC_THREADS = 32
 
 
 def version_number(name: str) -> int | None:
@@ -130,50 +129,13 @@ def final_name(partial_dir: Path) -> str:
     return partial_dir.name.removesuffix(PARTIAL_SUFFIX)
 
 
-def _fsync_dir(path: str | Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_file(path: str) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file and directory under root, and root itself.
-
-    Many threads: the file system commits concurrent fsyncs together, which makes
-    thousands of copied images ~40x faster to flush than one fsync after another.
-    """
-    files: list[str] = []
-    directories: list[str] = []
-    for directory, _, names in os.walk(root):
-        directories.append(directory)
-        files.extend(os.path.join(directory, name) for name in names)
-    with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as pool:
-        list(pool.map(_fsync_file, files))
-    for path in reversed(directories):
-        _fsync_dir(path)
-
-
 def publish(index_dir: Path, partial_dir: Path) -> Path:
     """Make a fully written partial version the current one; returns its final path."""
     fsync_tree(partial_dir)
     final = partial_dir.with_name(final_name(partial_dir))
     os.rename(partial_dir, final)
-    _fsync_dir(final.parent)
-    pointer = index_dir / CURRENT_NAME
-    staged = index_dir / f"{CURRENT_NAME}.tmp"
-    with staged.open("w", encoding="utf-8") as handle:
-        handle.write(final.name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staged, pointer)
-    _fsync_dir(index_dir)
+    fsync_dir(final.parent)
+    write_atomic(index_dir / CURRENT_NAME, final.name + "\n")
     return final
 
 

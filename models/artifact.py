@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from models.config import ModelConfig
 from models.errors import ArtifactError, ModelsError
+from models.files import fsync_tree, sha256_file, write_atomic
 from models.image_encoders import LITE0_PACKAGE, build_image_encoder
 from models.joint import JointModel
 from models.text_encoders import MINILM_PACKAGE, build_text_encoder
@@ -51,14 +52,6 @@ CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS = (
     "checksums.json",
     "metrics.json",
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _model_id(file_hashes: dict[str, str]) -> str:
@@ -119,23 +112,12 @@ def save_artifact(
     staging.mkdir()
     try:
         model_id = _write_artifact(model, staging, metrics, weights_dtype)
-        _fsync_tree(staging)
+        fsync_tree(staging)
         _replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     model.model_id = model_id
     return model_id
-
-
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _replace_dir(staging: Path, final: Path) -> None:
@@ -178,7 +160,7 @@ def _write_artifact(
         },
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    hashes = {name: _sha256(directory / name) for name in files}
+    hashes = {name: sha256_file(directory / name) for name in files}
     model_id = _model_id(hashes)
     (directory / CHECKSUMS).write_text(
         json.dumps({"model_id": model_id, "files": hashes}, indent=2) + "\n", encoding="utf-8"
@@ -189,7 +171,7 @@ def _write_artifact(
 
 
 def write_metrics(directory: str | Path, metrics: dict[str, Any]) -> None:
-    (Path(directory) / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_atomic(Path(directory) / METRICS, json.dumps(metrics, indent=2) + "\n")
 
 
 def read_metrics(directory: str | Path) -> dict[str, Any]:
@@ -228,7 +210,7 @@ def verify_artifact(directory: Path) -> str:
         path = directory / name
         if not path.is_file():
             raise ArtifactError(f"model artifact is incomplete: {name} is missing in {directory}")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise ArtifactError(f"model artifact is damaged: {path} does not match its checksum")
     model_id = _model_id(hashes)
     if recorded.get("model_id") != model_id:

@@ -3,13 +3,14 @@ A checkpoint is not an artifact; the artifact is written separately by save_arti
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from models.files import write_atomic
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -24,9 +25,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             "torch": torch.get_rng_state(),
         },
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda staged: torch.save(state, staged))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models import ConfigError, JointModel, Product, open_image
+from models.files import write_atomic
 from models.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -70,9 +71,7 @@ def compute_prefix_cache(
     tower.train(was_training)
     cache = torch.cat(chunks)
     if path is not None:
-        tmp = path.with_suffix(".tmp")
-        torch.save(cache, tmp)
-        tmp.replace(path)
+        write_atomic(path, lambda staged: torch.save(cache, staged))
     return cache
 
 

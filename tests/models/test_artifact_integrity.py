@@ -15,7 +15,8 @@ import torch
 import models.artifact
 import models.joint
 from models import ArtifactError, JointModel, ModelConfig, build_model, load_model, save_artifact
-from models.artifact import CHECKSUMS, CONFIG, DEFAULT_MODEL_DIR, _model_id, _sha256
+from models.artifact import CHECKSUMS, CONFIG, DEFAULT_MODEL_DIR, _model_id
+from models.files import sha256_file
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_artifacts_without_hashes_load_with_a_warning(
     config["weights_from_packages"] = ["image_tower.not_stored"]  # pretend it borrows
     (directory / CONFIG).write_text(json.dumps(config))
     checksums = json.loads((directory / CHECKSUMS).read_text())
-    checksums["files"][CONFIG] = _sha256(directory / CONFIG)
+    checksums["files"][CONFIG] = sha256_file(directory / CONFIG)
     checksums["model_id"] = _model_id(checksums["files"])
     (directory / CHECKSUMS).write_text(json.dumps(checksums))
     with caplog.at_level(logging.WARNING, logger="models.artifact"):
