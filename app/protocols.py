@@ -1,7 +1,8 @@
 """The two things the service needs from the rest of the project, as protocols.
 
-`models.load_model` returns an `Encoder`; `indexer.open_index` returns a `SearchIndex`.
-Tests pass small in-process fakes with the same shape.
+`models.encoders.load_encoder` returns an `Encoder` (the protocol is the models
+package's, re-exported here); `indexer.open_index` returns a `SearchIndex`. Tests pass
+small in-process fakes with the same shape.
 """
 
 from __future__ import annotations
@@ -13,25 +14,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from app.schemas import Target
+from models.encoders import Encoder
+
+__all__ = ["Encoder", "Filters", "Hit", "Manifest", "Product", "SearchIndex"]
 
 Filters = Mapping[str, str | Sequence[str]]
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def embed_dim(self) -> int: ...
-
-    def encode_texts(self, texts: Sequence[str], batch_size: int = ...) -> np.ndarray:
-        """(N, embed_dim) float32, L2-normalised."""
-        ...
-
-    def encode_images(self, images: Sequence[Any], batch_size: int = ...) -> np.ndarray:
-        """Paths, bytes or PIL images -> (N, embed_dim) float32, L2-normalised."""
-        ...
 
 
 class Hit(Protocol):

@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
@@ -26,6 +25,7 @@ from indexer.decode_pool import (
 )
 from indexer.errors import EncoderError, IndexerError
 from models.catalog import Product
+from models.encoders import Encoder
 from models.images import DEFAULT_MAX_PIXELS
 from models.progress import progress_bar
 from models.transforms import ImageTransform
@@ -33,27 +33,6 @@ from models.transforms import ImageTransform
 DEFAULT_BATCH_SIZE = 64
 # Off a terminal (docker logs, CI, a file) the progress is a plain line this often.
 PROGRESS_INTERVAL_S = 5.0
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """What the indexer needs from a model (models.JointModel has this shape)."""
-
-    @property
-    def model_id(self) -> str:
-        """A content hash naming the model; indices remember it."""
-        ...
-
-    @property
-    def embed_dim(self) -> int: ...
-
-    def encode_images(self, images: Sequence[Any], batch_size: int = ...) -> np.ndarray:
-        """images: paths, bytes or PIL images -> (N, embed_dim) float32, L2-normalised."""
-        ...
-
-    def encode_texts(self, texts: Sequence[str], batch_size: int = ...) -> np.ndarray:
-        """(N, embed_dim) float32, L2-normalised."""
-        ...
 
 
 @dataclass

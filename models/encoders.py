@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from models.artifact import DEFAULT_MODEL_DIR, load_model
@@ -28,6 +30,28 @@ logger = logging.getLogger(__name__)
 Runtime = Literal["auto", "onnx", "torch"]
 RUNTIMES: tuple[Runtime, ...] = ("auto", "onnx", "torch")
 INSTALL_HINT = 'pip install "fashion-retrieval[onnx]"'
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the indexer and the service need from a model: JointModel and OnnxEncoder
+    have this shape, and tests pass small fakes with it."""
+
+    @property
+    def model_id(self) -> str:
+        """A content hash naming the model; indices remember it."""
+        ...
+
+    @property
+    def embed_dim(self) -> int: ...
+
+    def encode_images(self, images: Sequence[Any], batch_size: int = ...) -> np.ndarray:
+        """images: paths, bytes or PIL images -> (N, embed_dim) float32, L2-normalised."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = ...) -> np.ndarray:
+        """(N, embed_dim) float32, L2-normalised."""
+        ...
 
 
 def onnx_available() -> bool:
