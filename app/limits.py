@@ -148,10 +148,15 @@ def _expects_continue(scope: Scope) -> bool:
     )
 
 
+def upload_too_large(max_upload_bytes: int) -> str:
+    """The one message for an image over the limit (a body the middleware stops, or a
+    file part the route measures: the body limit leaves room for the form around it)."""
+    return f"the upload is too large: images up to {_megabytes(max_upload_bytes)} are accepted"
+
+
 def _too_large(scope: Scope, limit: int) -> str:
     if scope.get("path") == UPLOAD_PATH:
-        allowed = max(limit - MULTIPART_OVERHEAD, 0)
-        return f"the upload is too large: images up to {_megabytes(allowed)} are accepted"
+        return upload_too_large(max(limit - MULTIPART_OVERHEAD, 0))
     return f"the request body is too large: at most {_megabytes(limit)} is accepted here"
 
 

@@ -13,6 +13,7 @@ from app.errors import (
     UploadTooLargeError,
 )
 from app.filters import parse_filters_json
+from app.limits import upload_too_large
 from app.openapi import BODY_ERRORS, errors
 from app.schemas import (
     DEFAULT_K,
@@ -57,9 +58,7 @@ async def search_image(
         )
     limit = settings.limits.max_upload_bytes
     if file.size is not None and file.size > limit:
-        raise UploadTooLargeError(
-            f"the upload is too large: images up to {limit} bytes are accepted"
-        )
+        raise UploadTooLargeError(upload_too_large(limit))
     data = await file.read()
     if not data:
         raise InvalidUploadError("file is empty; upload an image")
