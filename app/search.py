@@ -21,13 +21,14 @@ import numpy as np
 
 from app.batch_search import SearchJob, search_jobs
 from app.batcher import MicroBatcher
-from app.errors import InvalidFiltersError, ProductNotFoundError, TargetUnavailableError
+from app.errors import ProductNotFoundError, TargetUnavailableError
 from app.holder import IndexHolder
 from app.metrics import Metrics
 from app.protocols import Encoder, Hit, SearchIndex
 from app.query_cache import QueryCache, normalise_query
 from app.schemas import SearchResponse, SearchResult, Target
 from app.settings import BatchingSettings, LimitSettings
+from indexer.filters import check_filters
 from models.images import open_image
 
 
@@ -253,13 +254,5 @@ class SearchService:
                 "product vectors existed); rebuild it with `fashion-retrieval index build` "
                 f"and reload, or search target {' or '.join(repr(t) for t in index.targets)}"
             )
-        if not filters:
-            return
-        known = self.facets(index)
-        unknown = sorted(set(filters) - set(known))
-        if unknown:
-            raise InvalidFiltersError(
-                f"unknown filter attribute{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(repr(u) for u in unknown)}; "
-                f"the catalogue has: {', '.join(sorted(known)) or 'no attributes'}"
-            )
+        if filters:
+            check_filters(filters, self.facets(index))  # the indexer's rule, before encoding

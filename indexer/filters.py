@@ -7,7 +7,7 @@ gender is Men AND whose articleType is Shirts OR Tshirts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +48,25 @@ def normalise_filters(filters: Filters | None) -> dict[str, list[str]]:
     return result
 
 
+def check_filters(filters: Filters | None, known: Collection[str]) -> dict[str, list[str]]:
+    """The filters normalised ({name: [values]}), every name one of `known` (the index's
+    attribute names): the one check every backend and the service run.
+
+    Raises InvalidFilterError for a malformed filter, UnknownAttributeError naming the
+    unknown attributes and the known ones.
+    """
+    wanted = normalise_filters(filters)
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise UnknownAttributeError(
+            f"unknown filter attribute{plural} {listed}; "
+            f"this index knows: {', '.join(sorted(known)) or 'none'}"
+        )
+    return wanted
+
+
 class AttributeIndex:
     """Product attributes as integer codes, for fast filtering. nums: (N,) int64."""
 
@@ -78,19 +97,15 @@ class AttributeIndex:
 
     def allowed(self, filters: Filters | None) -> np.ndarray | None:
         """Sorted nums (M,) int64 of the products matching every filter; None for no filter."""
-        wanted = normalise_filters(filters)
+        if len(self.nums) == 0:  # an emptied index knows no attribute: nothing matches
+            wanted = normalise_filters(filters)
+            return np.zeros(0, dtype=np.int64) if wanted else None
+        wanted = check_filters(filters, self._columns)
         if not wanted:
             return None
-        if len(self.nums) == 0:  # an emptied index knows no attribute: nothing matches
-            return np.zeros(0, dtype=np.int64)
         mask = np.ones(len(self.nums), dtype=bool)
         for name, values in wanted.items():
-            column = self._columns.get(name)
-            if column is None:
-                known = ", ".join(self.names) or "none"
-                raise UnknownAttributeError(
-                    f"unknown attribute {name!r} in the filter; this index knows: {known}"
-                )
+            column = self._columns[name]
             codes = [column.lookup[v] for v in values if v in column.lookup]
             mask &= np.isin(column.codes, np.asarray(codes, dtype=np.int32))
         return np.sort(self.nums[mask])

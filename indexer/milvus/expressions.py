@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 
-from indexer.errors import UnknownAttributeError
-from indexer.filters import Filters, normalise_filters
+from indexer.filters import Filters, check_filters
 
 ATTRIBUTES_FIELD = "attributes"  # the JSON field holding {name: value}
 ID_FIELD = "id"
@@ -51,15 +50,9 @@ def filter_expression(filters: Filters | None, known: Collection[str]) -> str:
 
     known: the attribute names of the index; UnknownAttributeError for any other.
     """
-    wanted = normalise_filters(filters)
+    wanted = check_filters(filters, known)
     if not wanted:
         return ""
-    for name in wanted:
-        if name not in known:
-            names = ", ".join(sorted(known)) or "none"
-            raise UnknownAttributeError(
-                f"unknown attribute {name!r} in the filter; this index knows: {names}"
-            )
     return " and ".join(
         f"({_any_of(name, sorted(set(values)))})" for name, values in wanted.items()
     )

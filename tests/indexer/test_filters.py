@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import InvalidFilterError, UnknownAttributeError
-from indexer.filters import AttributeIndex, normalise_filters
+from indexer.filters import AttributeIndex, check_filters, normalise_filters
 
 RECORDS = [
     (10, {"gender": "Men", "articleType": "Shirts", "year": "2012"}),
@@ -64,3 +64,16 @@ def test_allowed_is_sorted_int64() -> None:
     index = AttributeIndex.from_records([(5, {"a": "x"}), (2, {"a": "x"}), (9, {"a": "y"})])
     allowed = index.allowed({"a": ("x",)})
     assert allowed.dtype == np.int64 and allowed.tolist() == [2, 5]
+
+
+def test_check_filters_is_the_one_rule_for_names_and_shapes() -> None:
+    known = ["gender", "articleType"]
+    assert check_filters({"gender": "Men", "articleType": ["Shirts"]}, known) == {
+        "gender": ["Men"],
+        "articleType": ["Shirts"],
+    }
+    assert check_filters(None, known) == {}
+    with pytest.raises(UnknownAttributeError, match="attributes 'colour', 'size'; .*articleType"):
+        check_filters({"size": "M", "colour": "Red", "gender": "Men"}, known)
+    with pytest.raises(InvalidFilterError):
+        check_filters({"gender": [1.5]}, known)
