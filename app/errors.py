@@ -79,12 +79,6 @@ class ReloadError(ServiceError):
     status_code = 409
 
 
-class IndexModelMismatchError(ServiceError):
-    """The index was built with another model than the one serving queries."""
-
-    status_code = 409
-
-
 def _location(loc: Sequence[Any]) -> str:
     """("body", "filters", "gender") -> "filters.gender"."""
     parts = [str(part) for part in loc]

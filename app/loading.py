@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from app.errors import IndexModelMismatchError
 from app.milvus_backend import milvus_opener, open_or_build_milvus
 from app.protocols import Encoder, SearchIndex
 from app.settings import IndexSettings, ModelSettings, Settings
 from indexer import build_index, open_index
-from indexer.errors import IndexNotFoundError
+from indexer.errors import IndexNotFoundError, ModelMismatchError
+from indexer.manifest import check_model
 from models import JointModel
 from models.encoders import load_encoder as load_runtime_encoder
 
@@ -55,10 +55,16 @@ def load_encoder(settings: ModelSettings) -> Encoder:
     return encoder
 
 
-def default_opener(settings: IndexSettings, milvus_token: str | None = None) -> IndexOpener:
+def default_opener(
+    settings: IndexSettings, milvus_token: str | None = None, *, model_id: str | None = None
+) -> IndexOpener:
+    """Opens the published index; with `model_id`, the indexer refuses (before loading
+    it) an index built with another model."""
     if settings.backend == "milvus":
-        return milvus_opener(settings, milvus_token)
-    return partial(open_index, device=settings.device, scan=settings.scan)
+        return milvus_opener(settings, milvus_token, expected_model_id=model_id)
+    return partial(
+        open_index, device=settings.device, scan=settings.scan, expected_model_id=model_id
+    )
 
 
 def open_checked(path: Path | str, model: Encoder, opener: IndexOpener) -> SearchIndex:
@@ -66,15 +72,14 @@ def open_checked(path: Path | str, model: Encoder, opener: IndexOpener) -> Searc
     return _checked_model(opener(path), model, path)
 
 
-def _checked_model(index: SearchIndex, model: Encoder, path: Path | str) -> SearchIndex:
-    if index.manifest.model_id != model.model_id:
-        built_with = index.manifest.model_id
+def _checked_model(index: SearchIndex, model: Encoder, path: Path | str | None) -> SearchIndex:
+    """The indexer's rule (ModelMismatchError), also for indices that openers handed in
+    by the caller open, or that the caller hands in itself; a refused index is closed."""
+    try:
+        check_model(index.manifest.model_id, model.model_id, path if path is not None else "")
+    except ModelMismatchError:
         index.close()
-        raise IndexModelMismatchError(
-            f"the index {path} was built with model {built_with}, but the service loaded "
-            f"model {model.model_id}; rebuild the index with this model "
-            "(fashion-retrieval index build) or serve the model it was built with"
-        )
+        raise
     return index
 
 
@@ -118,19 +123,18 @@ def prepare(
     opener: IndexOpener | None = None,
 ) -> Serving:
     """Load (or take) the model and the index. Blocking: run it in a worker thread."""
-    opener = opener or default_opener(settings.index, settings.milvus_token)
     model = model if model is not None else load_encoder(settings.model)
+    opener = opener or default_opener(
+        settings.index, settings.milvus_token, model_id=model.model_id
+    )
     path: Path | str | None = settings.index.path
     if settings.index.backend == "milvus":
         path = settings.index.milvus_uri  # what reload reopens, through the Milvus opener
-        if index is None:
-            index = open_or_build_milvus(settings.index, model, opener, settings.milvus_token)
-            index = _checked_model(index, model, path)
-    if index is None:
+    if index is not None:  # the caller's: checked, never closed here
+        check_model(index.manifest.model_id, model.model_id, "handed to the service")
+    elif settings.index.backend == "milvus":
+        index = open_or_build_milvus(settings.index, model, opener, settings.milvus_token)
+        index = _checked_model(index, model, path)
+    else:
         path, index = open_or_build(settings.index, model, opener)
-    elif index.manifest.model_id != model.model_id:
-        raise IndexModelMismatchError(
-            f"the index was built with model {index.manifest.model_id}, "
-            f"but the service uses model {model.model_id}"
-        )
     return Serving(model=model, index=index, index_path=path, open_index=opener)

@@ -23,13 +23,18 @@ def milvus_location(settings: IndexSettings, token: str | None) -> MilvusLocatio
     return MilvusLocation(settings.milvus_uri, settings.collection, token=token)
 
 
-def milvus_opener(settings: IndexSettings, token: str | None) -> Callable[[object], SearchIndex]:
+def milvus_opener(
+    settings: IndexSettings, token: str | None, *, expected_model_id: str | None = None
+) -> Callable[[object], SearchIndex]:
     """An opener for app.loading: its argument (the index path of the FAISS backend)
-    is ignored; the location comes from the settings."""
+    is ignored; the location comes from the settings. With `expected_model_id` the
+    indexer refuses an index of another model."""
     location = milvus_location(settings, token)
 
     def open_published(_where: object = None) -> SearchIndex:
-        return open_milvus_index(location, images_dir=settings.images_dir)
+        return open_milvus_index(
+            location, expected_model_id=expected_model_id, images_dir=settings.images_dir
+        )
 
     return open_published
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from indexer.errors import IndexCorruptError, IndexNotFoundError
+from indexer.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from models.files import sha256_file
 
 FORMAT_VERSION = 1
@@ -69,6 +69,18 @@ class Manifest:
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC string, to the second."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def check_model(built_with: str, expected_model_id: str | None, where: object) -> None:
+    """The one index/model compatibility rule: an index answers only the model it was
+    built with. ModelMismatchError when `expected_model_id` (None: no check) differs from
+    the manifest's `built_with`; `where` names the index (a path, a Milvus location)."""
+    if expected_model_id is not None and built_with != expected_model_id:
+        raise ModelMismatchError(
+            f"the index {where} was built with model {built_with}, expected model "
+            f"{expected_model_id}; rebuild the index with this model (fashion-retrieval "
+            "index build) or use the model it was built with"
+        )
 
 
 def list_files(version_dir: Path) -> list[str]:

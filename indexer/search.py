@@ -20,7 +20,6 @@ from indexer import knn
 from indexer.errors import (
     IndexCorruptError,
     InvalidQueryError,
-    ModelMismatchError,
     TargetUnavailableError,
     UnknownProductError,
 )
@@ -38,6 +37,7 @@ from indexer.manifest import (
     TARGETS,
     Manifest,
     Target,
+    check_model,
     checksum_problems,
     read_manifest,
 )
@@ -297,12 +297,7 @@ def open_index(
     placement = choose_placement(device, gpu_count())
     version_dir = resolve_version_dir(Path(path))
     manifest = read_manifest(version_dir)
-    if expected_model_id is not None and manifest.model_id != expected_model_id:
-        raise ModelMismatchError(
-            f"the index at {path} was built with model {manifest.model_id}, but the loaded "
-            f"model is {expected_model_id}; rebuild the index with this model "
-            "(fashion-retrieval index build) or load the model it was built with"
-        )
+    check_model(manifest.model_id, expected_model_id, f"at {path}")
     if verify:
         problems = checksum_problems(version_dir, manifest)
         if problems:

@@ -16,7 +16,6 @@ from indexer.errors import (
     IndexCorruptError,
     IndexerError,
     IndexNotFoundError,
-    ModelMismatchError,
     UnknownProductError,
 )
 from indexer.faiss_index import IndexSpec, add_vectors, load_index, remove_vectors
@@ -26,6 +25,7 @@ from indexer.manifest import (
     STORE_NAME,
     TEXTS_INDEX,
     Manifest,
+    check_model,
     checksum_problems,
     read_manifest,
 )
@@ -130,11 +130,7 @@ def _check_update_args(
 
 
 def _check_model(model: Encoder | None, old: Manifest, index_dir: Path) -> None:
-    if model is not None and model.model_id != old.model_id:
-        raise ModelMismatchError(
-            f"the index at {index_dir} was built with model {old.model_id}, not "
-            f"{model.model_id}; update it with that model or rebuild with `index build`"
-        )
+    check_model(old.model_id, model.model_id if model is not None else None, f"at {index_dir}")
 
 
 def _added_vectors(old: Manifest, encoded: EncodedProducts | None) -> dict[str, np.ndarray | None]:

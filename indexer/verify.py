@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from indexer.cache import cache_problems
-from indexer.errors import IndexerError
+from indexer.errors import IndexerError, ModelMismatchError
 from indexer.faiss_index import load_index, stored_ids
 from indexer.manifest import (
     INDEX_FILES,
     STORE_NAME,
     Manifest,
+    check_model,
     checksum_problems,
     read_manifest,
 )
@@ -85,8 +86,10 @@ def verify_index(path: str | Path, *, expected_model_id: str | None = None) -> V
     except IndexerError as exc:
         return VerifyReport(path, None, None, [str(exc)])
     problems = checksum_problems(version_dir, manifest)
-    if expected_model_id is not None and manifest.model_id != expected_model_id:
-        problems.append(f"built with model {manifest.model_id}, expected {expected_model_id}")
+    try:
+        check_model(manifest.model_id, expected_model_id, f"at {path}")
+    except ModelMismatchError as exc:
+        problems.append(str(exc))
     problems.extend(_agreement_problems(version_dir, manifest))
     problems.extend(cache_problems(path / CACHE_DIR))
     return VerifyReport(path, version_dir, manifest, problems)

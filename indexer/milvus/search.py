@@ -20,12 +20,11 @@ import numpy as np
 from indexer.errors import (
     IndexUnavailableError,
     InvalidQueryError,
-    ModelMismatchError,
     TargetUnavailableError,
     UnknownProductError,
 )
 from indexer.filters import Filters
-from indexer.manifest import TARGETS, Manifest, Target
+from indexer.manifest import TARGETS, Manifest, Target, check_model
 from indexer.milvus.connection import MilvusLocation, connect, milvus_errors
 from indexer.milvus.expressions import excluding_ids, filter_expression, ids_expression, literal
 from indexer.milvus.schema import (
@@ -299,12 +298,7 @@ def open_milvus_index(
     client = connect(location)
     try:
         collection, manifest = published(client, location)
-        if expected_model_id is not None and manifest.model_id != expected_model_id:
-            raise ModelMismatchError(
-                f"the index {location.describe()} was built with model {manifest.model_id}, "
-                f"but the loaded model is {expected_model_id}; rebuild the index with this "
-                "model (fashion-retrieval index build) or load the model it was built with"
-            )
+        check_model(manifest.model_id, expected_model_id, location.describe())
         with milvus_errors(location, f"loading {collection}"):
             client.load_collection(collection, timeout=location.timeout_s)
     except BaseException:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer.encode import DEFAULT_BATCH_SIZE, Encoder
-from indexer.errors import IndexerError, ModelMismatchError, UnknownProductError
-from indexer.manifest import Manifest, utc_now
+from indexer.errors import IndexerError, UnknownProductError
+from indexer.manifest import Manifest, check_model, utc_now
 from indexer.milvus.build import (
     MilvusBuildReport,
     attribute_facets,
@@ -62,11 +62,8 @@ def existing_ids(
 
 
 def _check_model(model: Encoder | None, manifest: Manifest, location: MilvusLocation) -> None:
-    if model is not None and model.model_id != manifest.model_id:
-        raise ModelMismatchError(
-            f"the index {location.describe()} was built with model {manifest.model_id}, not "
-            f"{model.model_id}; update it with that model or rebuild with `index build`"
-        )
+    expected = model.model_id if model is not None else None
+    check_model(manifest.model_id, expected, location.describe())
 
 
 def _merged_facets(manifest: Manifest, added: dict[str, list[str]]) -> dict[str, list[str]]:

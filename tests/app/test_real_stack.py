@@ -12,9 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app import create_app
-from app.errors import IndexModelMismatchError
 from indexer import build_index
-from indexer.errors import IndexNotFoundError
+from indexer.errors import IndexNotFoundError, ModelMismatchError
 from models import JointModel, read_catalog
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -100,7 +99,7 @@ def test_index_of_another_model_is_refused(
     out = tmp_path / "other"
     build_index(tiny_catalog(8), FakeEncoder(model_id="fake-model-1"), out, progress=False)
     app = real_app(index={"path": out, "device": "cpu"})
-    with pytest.raises(IndexModelMismatchError, match="fake-model-1"), TestClient(app):
+    with pytest.raises(ModelMismatchError, match="fake-model-1"), TestClient(app):
         pass
 
 
