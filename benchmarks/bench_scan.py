@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from indexer import open_index
 from models.catalog import read_catalog
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     categories = sorted(
         {(f, p.attributes[f]) for p in test for f in CATEGORY_FIELDS if p.attributes.get(f)}
     )
+    torch.set_num_threads(1)  # as the service scans (one thread, as FAISS searches here)
     encoder = load_encoder(args.model, device="cpu")
     print(
         f"encoding {len(titles)} titles and {len(categories)} category values ...", file=sys.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 
@@ -34,10 +35,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--model", type=Path, help="model artifact (default: the bundled one)")
     parser.add_argument(
-        "--catalog", type=Path, help="also check int8 on this catalogue's titles (CSV or JSONL)"
+        "--catalog",
+        type=Path,
+        help="with --int8: also check on this catalogue's titles and attribute values",
     )
-    parser.add_argument("--max-titles", type=int, default=2000, metavar="N")
-    parser.add_argument("--no-int8", action="store_true", help="keep the text tower float32")
+    parser.add_argument(
+        "--max-probes", type=int, default=5000, metavar="N", help="catalogue texts checked (5000)"
+    )
+    parser.add_argument(
+        "--int8", action="store_true", help="try an int8 text tower (kept only if it passes)"
+    )
     return parser.parse_args(argv)
 
 
@@ -52,10 +59,13 @@ def main(argv: list[str]) -> int:
         model = load_model(args.model, device="cpu")
         probes = list(PROBE_TEXTS)
         if args.catalog is not None:
-            titles = sorted({p.text for p in read_catalog(args.catalog).products})
-            probes += titles[: args.max_titles]
+            products = read_catalog(args.catalog).products
+            texts = {p.text for p in products} | {
+                v for p in products for v in p.attributes.values()
+            }
+            probes += random.Random(0).sample(sorted(texts), min(args.max_probes, len(texts)))
         directory = cache_dir_for(args.model or DEFAULT_MODEL_DIR, model.model_id)
-        info = export_onnx(model, directory, probe_texts=probes, int8=not args.no_int8)
+        info = export_onnx(model, directory, probe_texts=probes, int8=args.int8)
     except (ModelsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exits.ERROR

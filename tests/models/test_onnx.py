@@ -56,7 +56,8 @@ def test_onnx_embeddings_match_pytorch_on_the_sample(
     image_cos = np.sum(default_onnx.encode_images(photos) * default_model.encode_images(photos), 1)
     assert text_cos.min() >= INT8_MIN_COSINE  # whichever text graph the export kept
     assert image_cos.min() >= 0.9999  # float32 graph
-    assert default_onnx.export.image == "float32"
+    assert default_onnx.export.image == default_onnx.export.text == "float32"  # the default
+    assert text_cos.min() >= 0.9999
     # A prepared (decoded once) photo encodes exactly like the photo itself.
     prepared = [default_onnx.preprocess(path) for path in photos[:4]]
     np.testing.assert_array_equal(
@@ -119,3 +120,17 @@ def test_without_onnx_runtime_it_falls_back_to_pytorch_and_says_so(
 def test_an_unknown_runtime_is_a_clear_error(tiny_model_dir: Path) -> None:
     with pytest.raises(ModelsError, match="unknown runtime 'tvm'"):
         load_encoder(tiny_model_dir, runtime="tvm")  # type: ignore[arg-type]
+
+
+def test_an_int8_text_tower_is_kept_only_within_the_cosine_bar(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    model = load_model(tiny_model_dir, device="cpu")
+    info = export_onnx(model, tmp_path / "onnx", int8=True)
+    assert info.text_int8_min_cosine is not None
+    assert (info.text == "int8") == (info.text_int8_min_cosine >= INT8_MIN_COSINE)
+    assert (tmp_path / "onnx" / "text-int8.onnx").is_file() == (info.text == "int8")
+    encoder = OnnxEncoder(model, tmp_path / "onnx", info, threads=1)
+    texts = ["red dress", "navy blue checked shirt for men"]
+    cosine = np.sum(encoder.encode_texts(texts) * model.encode_texts(texts), axis=1)
+    assert cosine.min() >= (INT8_MIN_COSINE if info.text == "int8" else 0.9999)
