@@ -36,6 +36,7 @@ from models.images import DEFAULT_MAX_PIXELS
 
 def _write_version(
     partial: Path,
+    *,
     spec: IndexSpec,
     products: Sequence[Product],
     encoded: EncodedProducts,
@@ -46,7 +47,11 @@ def _write_version(
     """Write store and indices of products numbered 0..N-1 into the partial version."""
     nums = np.arange(len(products), dtype=np.int64)
     store = ProductStore.create(partial / STORE_NAME)
-    store.upsert(product_records(products, nums, encoded.image_sha256, partial, copy_images))
+    store.upsert(
+        product_records(
+            products, nums, encoded.image_sha256, version_dir=partial, copy_images=copy_images
+        )
+    )
     fused = fuse(encoded.image_vectors, encoded.text_vectors, product_weights)
     indices = {
         IMAGES_INDEX: create_index(spec, encoded.image_vectors, nums),
@@ -55,10 +60,10 @@ def _write_version(
     }
     return finish_version(
         partial,
-        spec,
-        indices,
-        store,
-        model_id,
+        spec=spec,
+        indices=indices,
+        store=store,
+        model_id=model_id,
         images_copied=copy_images,
         product_weights=product_weights,
     )
@@ -106,13 +111,25 @@ def build_index(
         remove_failed(out_dir)
         cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
         encoded = encode_with_cache(
-            products, model, cache, batch_size, progress, max_image_pixels, workers=workers
+            products,
+            model,
+            cache,
+            batch_size=batch_size,
+            progress=progress,
+            max_image_pixels=max_image_pixels,
+            workers=workers,
         )
         kept, skipped = kept_products(products, encoded, catalog.skipped, limit)
         check_spec(spec, model.embed_dim, len(kept))
         with partial_version(out_dir) as partial:
             manifest = _write_version(
-                partial, spec, kept, encoded, model.model_id, copy_images, weights
+                partial,
+                spec=spec,
+                products=kept,
+                encoded=encoded,
+                model_id=model.model_id,
+                copy_images=copy_images,
+                product_weights=weights,
             )
             final = publish(out_dir, partial)
         prune_versions(out_dir)

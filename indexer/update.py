@@ -174,7 +174,12 @@ def _write_updated(
     if encoded is not None:
         store.upsert(
             product_records(
-                products, plan.nums, encoded.image_sha256, partial, old.images_copied, previous
+                products,
+                plan.nums,
+                encoded.image_sha256,
+                version_dir=partial,
+                copy_images=old.images_copied,
+                previous=previous,
             )
         )
     store.compact()
@@ -182,10 +187,10 @@ def _write_updated(
         _carry_images(partial, previous, store)
     return finish_version(
         partial,
-        spec,
-        indices,
-        store,
-        old.model_id,
+        spec=spec,
+        indices=indices,
+        store=store,
+        model_id=old.model_id,
         images_copied=old.images_copied,
         product_weights=old.product_weights,
     )
@@ -230,7 +235,12 @@ def update_index(
         if products and model is not None:
             cache = Path(cache_dir) if cache_dir is not None else index_dir / CACHE_DIR
             encoded = encode_with_cache(
-                products, model, cache, batch_size, progress, max_image_pixels
+                products,
+                model,
+                cache,
+                batch_size=batch_size,
+                progress=progress,
+                max_image_pixels=max_image_pixels,
             )
             assert catalog is not None
             products, skipped = kept_products(products, encoded, catalog.skipped, limit)

@@ -88,10 +88,10 @@ def encode_with_cache(
     products: Sequence[Product],
     model: Encoder,
     cache_dir: Path,
+    *,
     batch_size: int,
     progress: bool,
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
-    *,
     workers: int | None = None,
 ) -> EncodedProducts:
     """workers: decoding processes (indexer.decode_pool); None: by size and cores."""
@@ -147,6 +147,7 @@ def product_records(
     products: Sequence[Product],
     nums: Iterable[int],
     shas: Sequence[str],
+    *,
     version_dir: Path,
     copy_images: bool,
     previous: Path | None = None,
@@ -170,11 +171,11 @@ def product_records(
 
 def finish_version(
     partial: Path,
+    *,
     spec: IndexSpec,
     indices: Mapping[str, faiss.Index],
     store: ProductStore,
     model_id: str,
-    *,
     images_copied: bool,
     product_weights: Sequence[float] | None,
 ) -> Manifest:

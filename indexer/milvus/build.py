@@ -259,7 +259,12 @@ def build_milvus_index(
         leftovers = prune_versions(client, location)  # unfinished versions of killed builds
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(location)
         encoded = encode_with_cache(
-            catalog.products, model, cache, batch_size, progress, max_image_pixels
+            catalog.products,
+            model,
+            cache,
+            batch_size=batch_size,
+            progress=progress,
+            max_image_pixels=max_image_pixels,
         )
         kept, skipped = kept_products(catalog.products, encoded, catalog.skipped, limit)
         spec = choose_milvus_index(len(kept), index_params_override)

@@ -123,7 +123,12 @@ def update_milvus_index(
         if products and model is not None and catalog is not None:
             cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(location)
             encoded = encode_with_cache(
-                products, model, cache, batch_size, progress, max_image_pixels
+                products,
+                model,
+                cache,
+                batch_size=batch_size,
+                progress=progress,
+                max_image_pixels=max_image_pixels,
             )
             kept, skipped = kept_products(products, encoded, catalog.skipped, limit)
             encoded_images, encoded_texts = encoded.encoded_images, encoded.encoded_texts
