@@ -28,5 +28,10 @@ demo: install
 test: install-test
 	$(PY) -m pytest -q
 
+# Lint, format check and types of the packages, and the import layers (.ci/run runs it).
+PACKAGES := app indexer models training fashion_retrieval.py
 lint: install-test
+	$(VENV)/bin/ruff check $(PACKAGES)
+	$(VENV)/bin/ruff format --check $(PACKAGES) tests
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

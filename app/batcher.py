@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 # (N items) -> N results; an encoder's (N, D) array counts as its N rows.
-BatchFn = Callable[[Sequence[T]], Sequence[R]]
+BatchFn = Callable[[Sequence[T]], Sequence[R] | np.ndarray]
 BatchObserver = Callable[[int, float], None]
 
 

@@ -59,9 +59,11 @@ async def _lifespan(
 ) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
-    serving = prepared or await asyncio.to_thread(
-        prepare, settings, model=model, index=index, opener=opener
-    )
+    serving = prepared
+    if serving is None:
+        serving = await asyncio.to_thread(
+            prepare, settings, model=model, index=index, opener=opener
+        )
     # An index handed in by the caller (or prepared by it) stays the caller's to close.
     holder = IndexHolder(serving.index, owned=index is None and prepared is None)
     service = SearchService(

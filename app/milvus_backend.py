@@ -42,7 +42,7 @@ def milvus_opener(
 def open_or_build_milvus(
     settings: IndexSettings,
     model: Encoder,
-    opener: Callable[[object], SearchIndex],
+    opener: Callable[[Path | str], SearchIndex],
     token: str | None,
 ) -> SearchIndex:
     """Open the published Milvus index; with build_if_missing, build it from

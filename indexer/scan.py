@@ -42,7 +42,7 @@ def shortlist(k: int) -> int:
 def check_scan(scan: str) -> Scan:
     if scan not in SCANS:
         raise IndexerError(f"unknown scan {scan!r}; use one of {', '.join(SCANS)}")
-    return scan  # type: ignore[return-value]  # checked above
+    return scan  # checked above
 
 
 def is_flat(index: faiss.Index) -> bool:

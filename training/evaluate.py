@@ -72,7 +72,7 @@ def evaluate_catalog(
     gallery: Sequence[Product],
     *,
     batch_size: int = 128,
-    gallery_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    gallery_embeddings: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Text->image: queries are the distinct titles of `queries`, the gallery every
     product photo of `gallery`; R@k is the share of a title's products in the top k.

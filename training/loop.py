@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -175,7 +176,7 @@ def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
     state.pending_scheduler_state = saved.get("scheduler")
     state.epoch, state.best_score = saved["epoch"], saved["best_score"]
     state.step = saved.get("step", 0)
-    state.partial_loss = tuple(saved.get("partial_loss", (0.0, 0)))  # type: ignore[assignment]
+    state.partial_loss = tuple(saved.get("partial_loss", (0.0, 0)))
     logger.info(
         "resuming after epoch %d, step %d (best val score %.4f)",
         state.epoch,
@@ -434,9 +435,9 @@ def _end_of_epoch(
     with (out / LOG_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     _save_checkpoint(config, state, out)
-    val = record.get("val") or {}
+    val = cast(dict[str, Any], record.get("val") or {})
     summary = ", ".join(
-        f"{d} R@1 {val[d]['R@1']:.3f} R@10 {val[d]['R@10']:.3f}"  # type: ignore[index]
+        f"{d} R@1 {val[d]['R@1']:.3f} R@10 {val[d]['R@10']:.3f}"
         for d in ("text_to_image", "image_to_text")
         if d in val
     )

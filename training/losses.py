@@ -25,10 +25,10 @@ __all__ = [
     "CorrNetOutputs",
     "cmpc_loss",
     "cmpm_loss",
-    "multi_positive_loss",
     "contrastive_loss",
     "corrnet_correlation",
     "corrnet_loss",
+    "multi_positive_loss",
 ]
 
 

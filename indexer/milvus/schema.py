@@ -100,7 +100,7 @@ def parse_index_params(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise IndexTypeError(f"--milvus-index-params is not valid JSON: {exc}") from exc
     _spec_from(value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def create_schema(dim: int) -> Any:
@@ -139,7 +139,9 @@ def manifest_of(properties: dict[str, Any], collection: str) -> Manifest | None:
     try:
         manifest = Manifest.from_dict(json.loads(raw))
     except (ValueError, TypeError) as exc:
-        raise IndexCorruptError(f"the manifest of Milvus collection {collection} is damaged: {exc}")
+        raise IndexCorruptError(
+            f"the manifest of Milvus collection {collection} is damaged: {exc}"
+        ) from exc
     if manifest.extra.get("backend") != BACKEND:
         raise IndexCorruptError(f"Milvus collection {collection} holds no fashion-retrieval index")
     return manifest
