@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--collection", metavar="NAME", help="Milvus: the collection alias (fashion_products)"
     )
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="load the model and the index (building the index first when it is missing "
+        "and that is allowed), then exit without serving: a one-shot init job that builds "
+        "the index with exactly the settings the service reads",
+    )
     return parser
 
 
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid setting: {_one_line(exc)}", file=sys.stderr)
         return exits.USAGE
     try:
-        return _serve(settings)
+        return _serve(settings, prepare_only=args.prepare_only)
     except (ModelsError, IndexerError, ServiceError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exits.ERROR
@@ -139,8 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         return exits.INTERRUPTED
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, prepare_only: bool = False) -> int:
     serving = prepare(settings)
+    if prepare_only:
+        print(
+            f"Ready: {len(serving.index)} products with model {serving.model.model_id}",
+            flush=True,
+        )
+        serving.index.close()
+        return exits.OK
     # Reload reopens the index actually served (the sample index when none was given).
     if settings.index.backend == "faiss":
         settings.index.path = serving.index_path  # type: ignore[assignment]

@@ -134,3 +134,19 @@ def test_run_server_on_a_taken_port_returns_false(make_app: Callable[..., FastAP
         port = taken.getsockname()[1]
         settings = ServerSettings(host="127.0.0.1", port=port, log_level="critical")
         assert run_server(make_app(), settings) is False
+
+
+def test_prepare_only_loads_and_exits_without_serving(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The compose init job: the index is built (by prepare) and closed; no server."""
+    encoder = FakeEncoder()
+    index = FakeIndex(sample_products(8), encoder)
+    closed = []
+    monkeypatch.setattr(index, "close", lambda: closed.append(True))
+    serving = Serving(model=encoder, index=index, index_path=tmp_path, open_index=str)
+    monkeypatch.setattr(app_cli, "prepare", lambda settings: serving)
+    monkeypatch.setattr(app_cli, "run_server", lambda *a: pytest.fail("served"))
+    assert main(["--prepare-only"]) == 0
+    assert capsys.readouterr().out.startswith("Ready: 8 products with model fake-model-1")
+    assert closed == [True]

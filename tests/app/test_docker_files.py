@@ -182,21 +182,64 @@ def resolve(value: str) -> str:
     return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
-def test_compose_api_service() -> None:
+def image_settings(monkeypatch: pytest.MonkeyPatch, dockerfile: str = "Dockerfile") -> Settings:
+    """The settings the image's ENV gives the service."""
+    for args in parse_dockerfile(DOCKER / dockerfile)[-1].all("ENV"):
+        for key, value in env_pairs(args).items():
+            if key.startswith("FASHION_"):
+                monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def image_command(dockerfile: str = "Dockerfile") -> list[str]:
+    (cmd,) = parse_dockerfile(DOCKER / dockerfile)[-1].all("CMD")
+    return exec_form(cmd)
+
+
+def test_compose_api_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The api runs the image's command, settings and health check (one place each),
+    on the port and index volume the image's settings name."""
     services = compose()["services"]
     api = services["api"]
     assert "profiles" not in api  # `docker compose up` starts it
-    assert api["ports"] == ["8000:8000"]
     assert api["restart"] in ("always", "unless-stopped", "on-failure")
-    assert api["healthcheck"]["test"][0] == "CMD"
-    check_command(api["healthcheck"]["test"][1:])
-    assert "/readyz" in " ".join(api["healthcheck"]["test"])
-    command = api["command"]
-    check_command(command)
-    port = command[command.index("--port") + 1]
-    assert api["ports"][0].split(":")[1] == port == str(Settings().server.port)
-    index_dir = command[command.index("--index") + 1]
-    assert any(v.split(":")[1] == index_dir for v in api["volumes"])
+    assert "command" not in api and "healthcheck" not in api
+    assert image_command() == ["fashion-retrieval", "serve"]
+    settings = image_settings(monkeypatch)
+    assert api["ports"] == [f"{settings.server.port}:{settings.server.port}"]
+    assert any(v.split(":")[1] == str(settings.index.path) for v in api["volumes"])
+
+
+@pytest.mark.parametrize("name", ["api", "api-gpu"])
+def test_the_apis_wait_for_the_one_job_that_builds_the_index(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the one-shot index-init builds (two apis building at once would race for the
+    index's lock, one failing and restarting); every api starts once it is done."""
+    services = compose()["services"]
+    init = services["index-init"]
+    assert "profiles" not in init and init["restart"] == "no"
+    assert init["command"] == ["fashion-retrieval", "serve", "--prepare-only"]
+    check_command(init["command"])
+    assert init["volumes"] == services[name]["volumes"][:1] == ["index:/data/index"]
+    assert str(image_settings(monkeypatch).index.path) == "/data/index"
+    assert services[name]["depends_on"] == {
+        "index-init": {"condition": "service_completed_successfully"}
+    }
+
+
+def test_compose_repeats_no_setting_of_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Options and variables the image's ENV already sets are not set again per service."""
+    image_env: set[str] = set()
+    for args in parse_dockerfile(DOCKER / "Dockerfile")[-1].all("ENV"):
+        image_env |= set(env_pairs(args))
+    for name, service in compose()["services"].items():
+        if "build" not in service:
+            continue
+        assert not set(service.get("environment", {})) & image_env, name
+        command = service.get("command", [])
+        assert not {"--host", "--port"} & set(command), name
+        assert "healthcheck" not in service, name  # the image's HEALTHCHECK
 
 
 def test_compose_gpu_profile() -> None:
@@ -206,7 +249,8 @@ def test_compose_gpu_profile() -> None:
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert service["build"]["dockerfile"] == "docker/Dockerfile.gpu"
-    check_command(service["command"])
+    assert "command" not in service  # the image's
+    assert image_command("Dockerfile.gpu") == image_command()
 
 
 def test_compose_indexer_is_one_shot() -> None:
