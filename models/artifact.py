@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import shutil
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -235,10 +236,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "auto") -> JointModel:
-    """Load an artifact directory (None: the bundled default model) ready to encode.
+@dataclass(frozen=True)
+class ArtifactParts:
+    """What an artifact holds besides its weights: enough to run exported graphs."""
 
-    Never downloads. Raises ArtifactError for a missing, incomplete or damaged artifact.
+    directory: Path
+    model_id: str
+    config: ModelConfig
+    tokenizer: Tokenizer
+    metrics: dict[str, Any]
+    stored: dict[str, Any]  # config.json as read
+
+
+def read_artifact(path: str | Path | None = None) -> ArtifactParts:
+    """Check an artifact (None: the bundled default model) and read all but its weights.
+
+    Raises ArtifactError for a missing, incomplete or damaged artifact.
     """
     directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if path is None and not (directory / CONFIG).is_file():
@@ -259,14 +272,24 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "aut
         if config.text.name == "bilstm"
         else MiniLMTokenizer(config.text.max_length)
     )
-    model = JointModel(config, tokenizer)
+    return ArtifactParts(directory, model_id, config, tokenizer, read_metrics(directory), stored)
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "auto") -> JointModel:
+    """Load an artifact directory (None: the bundled default model) ready to encode.
+
+    Never downloads. Raises ArtifactError for a missing, incomplete or damaged artifact.
+    """
+    parts = read_artifact(path)
+    directory, stored = parts.directory, parts.stored
+    model = JointModel(parts.config, parts.tokenizer)
     borrowed = stored.get("borrowed_sha256") or _read_json(directory / CHECKSUMS).get(
         "borrowed_sha256"
     )
     _check_borrowed(model, stored.get("weights_from_packages", []), borrowed, stored, directory)
     _load_weights(model, directory / WEIGHTS, stored.get("weights_from_packages", []))
-    model.model_id = model_id
-    model.metrics = read_metrics(directory)
+    model.model_id = parts.model_id
+    model.metrics = parts.metrics
     return model.to(resolve_device(device)).eval()
 
 

@@ -9,6 +9,7 @@ line, when ONNX Runtime is missing or a model cannot be exported.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 from collections.abc import Sequence
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from models.artifact import DEFAULT_MODEL_DIR, load_model
-from models.errors import ModelsError
+from models.artifact import load_model, read_artifact, resolve_device
+from models.errors import ArtifactError, ModelsError
 from models.joint import JointModel
 
 if TYPE_CHECKING:
@@ -74,13 +75,12 @@ def load_encoder(
     """
     if runtime not in RUNTIMES:
         raise ModelsError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    model = load_model(path, device=device)
     if runtime == "torch":
-        return model
-    if model.device.type != "cpu":
+        return load_model(path, device=device)
+    if resolve_device(device).type != "cpu":
         if runtime == "onnx":
-            logger.info("the model is on %s: encoding with PyTorch there", model.device)
-        return model
+            logger.info("the model runs on CUDA: encoding with PyTorch there")
+        return load_model(path, device=device)
     if not onnx_available():
         if runtime == "onnx":
             raise ModelsError(f"runtime 'onnx' needs ONNX Runtime: {INSTALL_HINT}")
@@ -89,18 +89,34 @@ def load_encoder(
             "faster CPU encoder)",
             INSTALL_HINT,
         )
-        return model
-    from models.onnx_encoder import OnnxEncoder  # imports onnxruntime
-    from models.onnx_export import find_or_export
-
-    artifact_dir = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        return load_model(path, device=device)
     try:
-        directory, info = find_or_export(model, artifact_dir)
-        encoder = OnnxEncoder(model, directory, info, threads=threads)
+        encoder = _onnx_encoder(path, threads)
+    except ArtifactError:
+        raise  # a damaged artifact is an error whatever runs it
     except Exception as exc:  # any exporter or runtime failure: PyTorch still works
         if runtime == "onnx":
-            raise ModelsError(f"cannot run {artifact_dir} with ONNX Runtime: {exc}") from exc
+            raise ModelsError(f"cannot run the model with ONNX Runtime: {exc}") from exc
         logger.warning("cannot run the model with ONNX Runtime (%s): encoding with PyTorch", exc)
-        return model
-    logger.info("encoding with ONNX Runtime (text tower %s) from %s", info.text, directory)
+        return load_model(path, device=device)
+    logger.info(
+        "encoding with ONNX Runtime (text tower %s) from %s", encoder.export.text, encoder.directory
+    )
     return encoder
+
+
+def _onnx_encoder(path: str | Path | None, threads: int) -> OnnxEncoder:
+    """The artifact's exported graphs, exported first when missing. When they exist the
+    PyTorch weights are never loaded (a smaller process)."""
+    from models.onnx_encoder import OnnxEncoder  # imports onnxruntime
+    from models.onnx_export import cache_dir_for, find_or_export, read_export
+
+    parts = read_artifact(path)
+    directory = cache_dir_for(parts.directory, parts.model_id)
+    info = read_export(directory, parts.model_id)
+    if info is None:
+        model = load_model(path, device="cpu")
+        directory, info = find_or_export(model, parts.directory)
+        del model
+        gc.collect()  # the PyTorch weights are not needed any more
+    return OnnxEncoder(parts, directory, info, threads=threads)

@@ -1,20 +1,21 @@
 """The ONNX Runtime CPU encoder: `JointModel`'s encode_* with the towers' ONNX graphs.
 
-It keeps the artifact's tokenizer and image preprocessing (the same code decides what
-the towers see) and drops the PyTorch weights once the graphs are loaded.
+It uses the artifact's tokenizer and image preprocessing (the same code decides what
+the towers see) and holds no PyTorch weights: built from `models.artifact.read_artifact`
+once the graphs exist, the towers' weights are never loaded into PyTorch at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from models.config import ModelConfig
-from models.joint import JointModel
 from models.onnx_export import IMAGE_GRAPH, ExportInfo
 from models.tokenizers import Tokenizer
 from models.transforms import ImageInput, ImageTransform
@@ -32,19 +33,28 @@ def cpu_session(path: Path, *, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+class ModelParts(Protocol):
+    """A JointModel, or an artifact read without its weights (ArtifactParts)."""
+
+    model_id: str
+    config: ModelConfig
+    tokenizer: Tokenizer
+    metrics: Any
+
+
 class OnnxEncoder:
     """Encodes like `JointModel.encode_images` / `encode_texts`, on the CPU."""
 
     runtime = "onnx"
 
     def __init__(
-        self, model: JointModel, directory: Path, info: ExportInfo, *, threads: int = 0
+        self, model: ModelParts, directory: Path, info: ExportInfo, *, threads: int = 0
     ) -> None:
         self.model_id: str = model.model_id
         self.config: ModelConfig = model.config
         self.metrics = model.metrics
         self.tokenizer: Tokenizer = model.tokenizer
-        self.transform: ImageTransform = model.transform
+        self.transform = ImageTransform(model.config.preprocess)
         self.export = info
         self.directory = directory
         self._text = cpu_session(directory / info.text_graph, threads=threads)
