@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,6 @@ import numpy as np
 from indexer.encode import DEFAULT_BATCH_SIZE, EncodedProducts, Encoder
 from indexer.faiss_index import IndexSpec, check_spec, choose_index_spec, create_index
 from indexer.manifest import IMAGES_INDEX, PRODUCTS_INDEX, STORE_NAME, TEXTS_INDEX, Manifest
-from indexer.publish import prune_versions, publish, remove_failed, write_lock
 from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
 from indexer.store import ProductStore
 from indexer.versions import (
@@ -25,9 +25,9 @@ from indexer.versions import (
     encode_with_cache,
     finish_version,
     kept_products,
-    partial_version,
+    locked_for_writing,
     product_records,
-    storage_errors,
+    publish_version,
 )
 from models.catalog import Product, read_catalog
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, check_weights, fuse
@@ -107,8 +107,7 @@ def build_index(
     if search_params:
         spec = IndexSpec(spec.factory, {**spec.search_params, **search_params})
     check_spec(spec, model.embed_dim, len(products))
-    with storage_errors(out_dir), write_lock(out_dir):
-        remove_failed(out_dir)
+    with locked_for_writing(out_dir):
         cache = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
         encoded = encode_with_cache(
             products,
@@ -121,18 +120,18 @@ def build_index(
         )
         kept, skipped = kept_products(products, encoded, catalog.skipped, limit)
         check_spec(spec, model.embed_dim, len(kept))
-        with partial_version(out_dir) as partial:
-            manifest = _write_version(
-                partial,
+        final, manifest = publish_version(
+            out_dir,
+            partial(
+                _write_version,
                 spec=spec,
                 products=kept,
                 encoded=encoded,
                 model_id=model.model_id,
                 copy_images=copy_images,
                 product_weights=weights,
-            )
-            final = publish(out_dir, partial)
-        prune_versions(out_dir)
+            ),
+        )
     return BuildReport(
         final,
         manifest,

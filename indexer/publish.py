@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
-from indexer.manifest import MANIFEST_NAME
+from indexer.manifest import MANIFEST_NAME, Manifest, checksum_problems, read_manifest
 from models.files import fsync_dir, fsync_tree, write_atomic
 
 CURRENT_NAME = "CURRENT"
@@ -77,6 +77,25 @@ def resolve_version_dir(path: Path) -> Path:
             "build one with `fashion-retrieval index build`"
         )
     return path / VERSIONS_DIR / name
+
+
+def read_version(path: Path, *, verify: bool = True) -> tuple[Path, Manifest]:
+    """The one way to find and read a version: the version directory (`path` itself, or
+    the one CURRENT names) and its manifest. With `verify`, every file is checked against
+    the manifest's sha256 first (IndexCorruptError naming the first problem)."""
+    version_dir = resolve_version_dir(path)
+    manifest = read_manifest(version_dir)
+    if verify:
+        check_files(version_dir, manifest)
+    return version_dir, manifest
+
+
+def check_files(version_dir: Path, manifest: Manifest) -> None:
+    """IndexCorruptError unless every file of the version matches the manifest's sha256."""
+    problems = checksum_problems(version_dir, manifest)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise IndexCorruptError(f"{problems[0]}{more}; rebuild the index")
 
 
 @contextmanager

@@ -38,10 +38,8 @@ from indexer.manifest import (
     Manifest,
     Target,
     check_model,
-    checksum_problems,
-    read_manifest,
 )
-from indexer.publish import resolve_version_dir
+from indexer.publish import check_files, read_version
 from indexer.scan import FlatScan, Scan, check_scan, is_flat
 from indexer.similar import DuplicateKeys
 from indexer.store import ProductRecord, ProductStore
@@ -295,12 +293,8 @@ def open_index(
     (half the bytes, a short list re-scored exactly; see indexer.scan).
     """
     placement = choose_placement(device, gpu_count())
-    version_dir = resolve_version_dir(Path(path))
-    manifest = read_manifest(version_dir)
+    version_dir, manifest = read_version(Path(path), verify=False)
     check_model(manifest.model_id, expected_model_id, f"at {path}")
-    if verify:
-        problems = checksum_problems(version_dir, manifest)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise IndexCorruptError(f"{problems[0]}{more}; rebuild the index")
+    if verify:  # after the model check: a mismatch is refused without reading every file
+        check_files(version_dir, manifest)
     return ProductIndex(version_dir, manifest, placement, threads, check_scan(scan))

@@ -26,17 +26,8 @@ from indexer.manifest import (
     TEXTS_INDEX,
     Manifest,
     check_model,
-    checksum_problems,
-    read_manifest,
 )
-from indexer.publish import (
-    CURRENT_NAME,
-    prune_versions,
-    publish,
-    remove_failed,
-    resolve_version_dir,
-    write_lock,
-)
+from indexer.publish import CURRENT_NAME, read_version
 from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
 from indexer.store import ProductStore
 from indexer.versions import (
@@ -45,10 +36,10 @@ from indexer.versions import (
     encode_with_cache,
     finish_version,
     kept_products,
-    partial_version,
+    locked_for_writing,
     place_image,
     product_records,
-    storage_errors,
+    publish_version,
 )
 from models.catalog import Product, read_catalog
 from models.fusion import fuse
@@ -94,12 +85,10 @@ def _checked_current(index_dir: Path) -> tuple[Path, Manifest]:
         raise IndexNotFoundError(
             f"no published index in {index_dir} to update: build one with `index build`"
         )
-    previous = resolve_version_dir(index_dir)
-    manifest = read_manifest(previous)
-    problems = checksum_problems(previous, manifest)
-    if problems:
-        raise IndexCorruptError(f"cannot update a damaged index: {problems[0]}; rebuild it")
-    return previous, manifest
+    try:
+        return read_version(index_dir, verify=True)
+    except IndexCorruptError as exc:
+        raise IndexCorruptError(f"cannot update a damaged index: {exc}") from exc
 
 
 def _carry_images(partial: Path, previous: Path, store: ProductStore) -> None:
@@ -224,8 +213,7 @@ def update_index(
     both = sorted({p.id for p in products} & set(deletions))
     if both:
         raise IndexerError(f"ids both updated and deleted: {', '.join(both[:5])}")
-    with storage_errors(index_dir), write_lock(index_dir):
-        remove_failed(index_dir)
+    with locked_for_writing(index_dir):
         previous, old = _checked_current(index_dir)
         _check_model(model, old, index_dir)
         with ProductStore.open(previous / STORE_NAME) as store:
@@ -246,10 +234,10 @@ def update_index(
             products, skipped = kept_products(products, encoded, catalog.skipped, limit)
             with ProductStore.open(previous / STORE_NAME) as store:
                 plan = _plan_update(store, products, deletions)  # without the skipped
-        with partial_version(index_dir) as partial:
-            manifest = _write_updated(partial, previous, old, plan, products, encoded)
-            final = publish(index_dir, partial)
-        prune_versions(index_dir)
+        final, manifest = publish_version(
+            index_dir,
+            lambda version_dir: _write_updated(version_dir, previous, old, plan, products, encoded),
+        )
     return BuildReport(
         final,
         manifest,

@@ -16,9 +16,8 @@ from indexer.manifest import (
     Manifest,
     check_model,
     checksum_problems,
-    read_manifest,
 )
-from indexer.publish import resolve_version_dir
+from indexer.publish import read_version
 from indexer.store import ProductStore
 from indexer.versions import CACHE_DIR
 
@@ -81,8 +80,7 @@ def verify_index(path: str | Path, *, expected_model_id: str | None = None) -> V
     index directory's embedding cache, whose damaged entries a build would publish."""
     path = Path(path)
     try:
-        version_dir = resolve_version_dir(path)
-        manifest = read_manifest(version_dir)
+        version_dir, manifest = read_version(path, verify=False)  # problems listed below
     except IndexerError as exc:
         return VerifyReport(path, None, None, [str(exc)])
     problems = checksum_problems(version_dir, manifest)

@@ -1,7 +1,8 @@
-"""Writing one index version: shared by build and update.
+"""Writing one index version: the one writer build and update share.
 
-A version is written into a partial directory (see publish.py), then its manifest is
-written last, with the checksum of every other file.
+Under the directory's write lock (`locked_for_writing`), a version is written into a
+partial directory, its manifest last with the checksum of every other file, then
+published (CURRENT moves) and older versions pruned (`publish_version`; see publish.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,14 @@ from indexer.manifest import (
     utc_now,
     write_manifest,
 )
-from indexer.publish import final_name, new_version_dir
+from indexer.publish import (
+    final_name,
+    new_version_dir,
+    prune_versions,
+    publish,
+    remove_failed,
+    write_lock,
+)
 from indexer.skips import SkipLimit, check_skipped
 from indexer.store import ProductRecord, ProductStore
 from models.catalog import Product, SkippedRow
@@ -71,6 +79,27 @@ def storage_errors(index_dir: Path) -> Iterator[None]:
         raise StorageError(
             f"cannot write the index directory {index_dir}: {exc}; nothing was published"
         ) from exc
+
+
+@contextmanager
+def locked_for_writing(index_dir: Path) -> Iterator[None]:
+    """Hold `index_dir` for one build or update: its write lock (IndexLockedError while
+    another holds it), write failures as StorageError, unfinished versions of killed
+    builds removed first."""
+    with storage_errors(index_dir), write_lock(index_dir):
+        remove_failed(index_dir)
+        yield
+
+
+def publish_version(index_dir: Path, write: Callable[[Path], Manifest]) -> tuple[Path, Manifest]:
+    """Write a new version with `write(partial_dir) -> manifest`, publish it and prune
+    the old ones; returns the published directory and its manifest. Call it within
+    `locked_for_writing`; a failure publishes nothing and leaves no partial directory."""
+    with partial_version(index_dir) as partial:
+        manifest = write(partial)
+        final = publish(index_dir, partial)
+    prune_versions(index_dir)
+    return final, manifest
 
 
 @contextmanager
