@@ -36,10 +36,17 @@ def cpu_session(path: Path, *, threads: int) -> ort.InferenceSession:
 class ModelParts(Protocol):
     """A JointModel, or an artifact read without its weights (ArtifactParts)."""
 
-    model_id: str
-    config: ModelConfig
-    tokenizer: Tokenizer
-    metrics: Any
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def config(self) -> ModelConfig: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def metrics(self) -> Any: ...
 
 
 class OnnxEncoder:
