@@ -23,7 +23,7 @@ from indexer.cli import build_parser as index_parser
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
-DOCKERFILES = ["Dockerfile", "Dockerfile.gpu"]
+DOCKERFILE = DOCKER / "Dockerfile"  # both images: FLAVOR=cpu (default) or gpu
 COMPOSE = DOCKER / "docker-compose.yml"
 SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
@@ -50,9 +50,44 @@ def parse_dockerfile(path: Path) -> list[Stage]:
         if keyword == "FROM":
             base, _, name = args.partition(" AS ")
             stages.append(Stage(base.strip(), name.strip() or None))
-        else:
+        elif stages:
             stages[-1].instructions.append((keyword, args))
+        else:
+            assert keyword == "ARG", f"{keyword} before the first FROM"
     return stages
+
+
+def global_args(path: Path) -> dict[str, str]:
+    """The ARGs before the first FROM, with their defaults."""
+    found = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("FROM "):
+            break
+        if line.startswith("ARG "):
+            name, _, default = line[4:].strip().partition("=")
+            found[name] = default
+    return found
+
+
+def stage_named(stages: list[Stage], name: str) -> Stage:
+    return next(stage for stage in stages if stage.name == name)
+
+
+@pytest.mark.parametrize("flavor", ["cpu", "gpu"])
+def test_one_dockerfile_builds_both_images(flavor: str) -> None:
+    """FLAVOR picks the runtime base and the venv; the final stage (settings, user, port,
+    health check, command) is shared, so it is written once."""
+    stages = parse_dockerfile(DOCKERFILE)
+    assert global_args(DOCKERFILE) == {"FLAVOR": "cpu"}
+    assert stages[-1].base == "runtime-${FLAVOR}"
+    assert stage_named(stages, "build").base == "build-${FLAVOR}"
+    build = stage_named(stages, f"build-{flavor}")
+    assert build.base == f"runtime-{flavor}"
+    (install,) = [args for args in build.all("RUN") if "/src[" in args]
+    extras = install.split("/src[", 1)[1].split("]", 1)[0].split(",")
+    assert flavor in extras and ({"cpu", "gpu"} - {flavor}).isdisjoint(extras)
+    if flavor == "gpu":
+        assert stage_named(stages, "runtime-gpu").base.startswith("nvidia/cuda:")
 
 
 def env_pairs(args: str) -> dict[str, str]:
@@ -129,9 +164,9 @@ def repo_path_of(container_path: str, stages: list[Stage]) -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("name", DOCKERFILES)
-def test_dockerfile(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    stages = parse_dockerfile(DOCKER / name)
+def test_dockerfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = DOCKERFILE.name
+    stages = parse_dockerfile(DOCKERFILE)
     final = stages[-1]
     # Non-root, with the service's port and a health check on readiness.
     users = final.all("USER")
@@ -160,9 +195,9 @@ def test_dockerfile(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     check_command(exec_form(cmd))
 
 
-@pytest.mark.parametrize("name", DOCKERFILES)
-def test_build_context_allow_list(name: str) -> None:
-    """Each Dockerfile's .dockerignore lets in what the build installs, and it exists."""
+def test_build_context_allow_list() -> None:
+    """The Dockerfile's .dockerignore lets in what the build installs, and it exists."""
+    name = DOCKERFILE.name
     lines = (DOCKER / f"{name}.dockerignore").read_text().splitlines()
     allowed = [line[1:] for line in lines if line.startswith("!")]
     for path in allowed:
@@ -182,17 +217,17 @@ def resolve(value: str) -> str:
     return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
-def image_settings(monkeypatch: pytest.MonkeyPatch, dockerfile: str = "Dockerfile") -> Settings:
+def image_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The settings the image's ENV gives the service."""
-    for args in parse_dockerfile(DOCKER / dockerfile)[-1].all("ENV"):
+    for args in parse_dockerfile(DOCKERFILE)[-1].all("ENV"):
         for key, value in env_pairs(args).items():
             if key.startswith("FASHION_"):
                 monkeypatch.setenv(key, value)
     return Settings()
 
 
-def image_command(dockerfile: str = "Dockerfile") -> list[str]:
-    (cmd,) = parse_dockerfile(DOCKER / dockerfile)[-1].all("CMD")
+def image_command() -> list[str]:
+    (cmd,) = parse_dockerfile(DOCKERFILE)[-1].all("CMD")
     return exec_form(cmd)
 
 
@@ -231,7 +266,7 @@ def test_the_apis_wait_for_the_one_job_that_builds_the_index(
 def test_compose_repeats_no_setting_of_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
     """Options and variables the image's ENV already sets are not set again per service."""
     image_env: set[str] = set()
-    for args in parse_dockerfile(DOCKER / "Dockerfile")[-1].all("ENV"):
+    for args in parse_dockerfile(DOCKERFILE)[-1].all("ENV"):
         image_env |= set(env_pairs(args))
     for name, service in compose()["services"].items():
         if "build" not in service:
@@ -248,9 +283,9 @@ def test_compose_gpu_profile() -> None:
     (service,) = gpu
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
-    assert service["build"]["dockerfile"] == "docker/Dockerfile.gpu"
+    assert service["build"]["dockerfile"] == "docker/Dockerfile"
+    assert service["build"]["args"] == {"FLAVOR": "gpu"}
     assert "command" not in service  # the image's
-    assert image_command("Dockerfile.gpu") == image_command()
 
 
 def test_compose_indexer_is_one_shot() -> None:
