@@ -17,7 +17,9 @@ from training.evaluate import evaluate_seed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("artifact", type=Path)
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
@@ -32,10 +34,16 @@ def main() -> None:
     after = evaluate_seed(load_model(staging, device="cpu"), val)
     for direction in before:
         for metric in ("R@1", "R@5", "R@10", "mAP"):
-            print(f"{direction:<14} {metric:<5} float32 {before[direction][metric]:.4f}  float16 {after[direction][metric]:.4f}")
-    worst = max(abs(before[d][m] - after[d][m]) for d in before for m in ("R@1", "R@5", "R@10", "mAP"))
+            print(
+                f"{direction:<14} {metric:<5} float32 {before[direction][metric]:.4f}  float16 {after[direction][metric]:.4f}"
+            )
+    worst = max(
+        abs(before[d][m] - after[d][m]) for d in before for m in ("R@1", "R@5", "R@10", "mAP")
+    )
     if worst > 0.005:
-        raise SystemExit(f"float16 weights move the metrics by {worst:.4f}; keeping float32 instead")
+        raise SystemExit(
+            f"float16 weights move the metrics by {worst:.4f}; keeping float32 instead"
+        )
     shutil.rmtree(args.out, ignore_errors=True)
     staging.rename(args.out)
     size = sum(p.stat().st_size for p in args.out.iterdir())

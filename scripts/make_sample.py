@@ -1,6 +1,6 @@
 """Copy a seeded sample of the KAGL catalogue (every master category) into data/sample.
 
-    python scripts/make_sample.py ../shared/data/kagl data/sample --size 1000
+python scripts/make_sample.py ../shared/data/kagl data/sample --size 1000
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("source", type=Path, help="folder holding catalog.csv and images/")
     parser.add_argument("out", type=Path)
     parser.add_argument("--size", type=int, default=1000)

@@ -48,7 +48,13 @@ def row(results: Path, name: str, label: str) -> str | None:
     cells = [label]
     for direction in ("text_to_image", "image_to_text"):
         m = seed[direction]
-        cells += [_pct(m["R@1"]), _pct(m["R@5"]), _pct(m["R@10"]), f"{m['median_rank_pct']:.2f}%", _pct(m["mAP"])]
+        cells += [
+            _pct(m["R@1"]),
+            _pct(m["R@5"]),
+            _pct(m["R@10"]),
+            f"{m['median_rank_pct']:.2f}%",
+            _pct(m["mAP"]),
+        ]
     if catalog_file.is_file():
         c = json.loads(catalog_file.read_text())["results"]["text_to_image"]
         cells += [f"{c['R@1']:.3f}", f"{c['R@10']:.3f}", f"{c['MRR@10']:.3f}"]
@@ -78,7 +84,9 @@ def task_rows(results: Path, name: str, label: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("results", type=Path)
     args = parser.parse_args()
     print(

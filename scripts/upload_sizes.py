@@ -24,7 +24,9 @@ from training.metrics import ranked_relevance, summarise
 
 def _square(image: Image.Image) -> Image.Image:
     side = max(image.size)
-    return ImageOps.pad(image, (side, side), color=(255, 255, 255)).resize((224, 224), Image.Resampling.BICUBIC)
+    return ImageOps.pad(image, (side, side), color=(255, 255, 255)).resize(
+        (224, 224), Image.Resampling.BICUBIC
+    )
 
 
 VARIANTS = {
@@ -36,8 +38,12 @@ VARIANTS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="artifact directory (default: the bundled model)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, help="artifact directory (default: the bundled model)"
+    )
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("--gallery-size", type=int, default=1000)

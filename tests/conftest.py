@@ -60,6 +60,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
 
+
 # Tiny models gain nothing from threads, and on a busy shared machine OpenMP's spinning
 # threads make each small op many times slower; one thread keeps the suite fast.
 torch.set_num_threads(1)

@@ -20,7 +20,9 @@ from app.search import image_url
 router = APIRouter(prefix="/v1/products", tags=["products"], responses=errors(404, 422, 503))
 
 # Catalogue photos as the service sends them (by file extension).
-PHOTO_TYPES: dict[str, dict] = {t: {} for t in ("image/jpeg", "image/png", "image/webp", "image/gif")}
+PHOTO_TYPES: dict[str, dict] = {
+    t: {} for t in ("image/jpeg", "image/png", "image/webp", "image/gif")
+}
 
 # Product photos change only with a new index, which gives them new ETags.
 IMAGE_CACHE_CONTROL = "public, max-age=86400"

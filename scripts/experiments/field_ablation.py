@@ -30,8 +30,14 @@ from training.objectives import multi_field_loss
 from training.queries import FIELDS, all_wordings, batch_queries, query_rng
 
 CONFIG_WEIGHTS = {
-    "articleType": 0.5, "baseColour": 0.3, "colour_article": 0.5, "gender_article": 0.5,
-    "subCategory": 0.3, "masterCategory": 0.2, "usage": 0.1, "season": 0.1,
+    "articleType": 0.5,
+    "baseColour": 0.3,
+    "colour_article": 0.5,
+    "gender_article": 0.5,
+    "subCategory": 0.3,
+    "masterCategory": 0.2,
+    "usage": 0.1,
+    "season": 0.1,
 }
 VARIANTS = {
     "titles only": {},
@@ -46,13 +52,20 @@ def features(model, products, texts, cache: Path):  # noqa: ANN001, ANN201
         saved = np.load(cache.with_suffix(".npz"))
         return torch.from_numpy(saved["images"]), torch.from_numpy(saved["texts"])
     with torch.inference_mode():
-        images = torch.cat([
-            model.image_tower(model.transform.batch([open_image(p.image) for p in products[i : i + 128]]))
-            for i in range(0, len(products), 128)
-        ])
-        text = torch.cat([
-            model.text_tower(**model.tokenize(texts[i : i + 256])) for i in range(0, len(texts), 256)
-        ])
+        images = torch.cat(
+            [
+                model.image_tower(
+                    model.transform.batch([open_image(p.image) for p in products[i : i + 128]])
+                )
+                for i in range(0, len(products), 128)
+            ]
+        )
+        text = torch.cat(
+            [
+                model.text_tower(**model.tokenize(texts[i : i + 256]))
+                for i in range(0, len(texts), 256)
+            ]
+        )
     np.savez(cache, images=images.numpy(), texts=text.numpy())
     return images, text
 
@@ -61,19 +74,27 @@ def score(model, img, title_txt, val, text_index, values_txt):  # noqa: ANN001, 
     with torch.no_grad():
         photos = F.normalize(model.image_head(img), dim=1).numpy()
         titles = sorted({p.text for p in val})
-        queries = F.normalize(model.text_head(title_txt[[text_index[t] for t in titles]]), dim=1).numpy()
-        title = summarise(ranked_relevance(queries @ photos.T, titles, [p.text for p in val]), recall="share")
+        queries = F.normalize(
+            model.text_head(title_txt[[text_index[t] for t in titles]]), dim=1
+        ).numpy()
+        title = summarise(
+            ranked_relevance(queries @ photos.T, titles, [p.text for p in val]), recall="share"
+        )
         out = {"title R@10": title["R@10"], "title MRR@10": title["MRR@10"]}
         for field in CATEGORY_FIELDS:
             values = sorted({p.attributes[field] for p in val})
-            emb = F.normalize(model.text_head(values_txt[[text_index[v] for v in values]]), dim=1).numpy()
+            emb = F.normalize(
+                model.text_head(values_txt[[text_index[v] for v in values]]), dim=1
+            ).numpy()
             rel = ranked_relevance(emb @ photos.T, values, [p.attributes[field] for p in val])
             out[f"{field} P@10"] = precision_summary(rel)["P@10"]
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--catalog", type=Path, default=Path("../shared/data/kagl/catalog.csv"))
     parser.add_argument("--out", type=Path, required=True)
@@ -89,7 +110,9 @@ def main() -> None:
     val = splits.val
     products = train + val
     # every text the variants or the scoring need, encoded once: titles, wordings, values
-    extra = all_wordings(list(FIELDS), train) + [p.attributes[f] for p in val for f in CATEGORY_FIELDS]
+    extra = all_wordings(list(FIELDS), train) + [
+        p.attributes[f] for p in val for f in CATEGORY_FIELDS
+    ]
     texts = list(dict.fromkeys([p.text for p in products] + extra))
     text_index = {t: i for i, t in enumerate(texts)}
     img, txt = features(model, products, texts, args.out / "features")
@@ -111,7 +134,9 @@ def main() -> None:
                 x = model.image_head(train_img[batch])
                 z = model.text_head(txt[[text_index[train[i].text] for i in batch]])
                 loss = cmpm_loss(x, z, torch.tensor([labels[i] for i in batch]))
-                queries = batch_queries(weights, [train[i] for i in batch], query_rng(0, epoch, step))
+                queries = batch_queries(
+                    weights, [train[i] for i in batch], query_rng(0, epoch, step)
+                )
                 if queries:
                     embs = [model.text_head(txt[[text_index[t] for t in q.texts]]) for q in queries]
                     loss = loss + multi_field_loss(x, queries, embs, weights)

@@ -135,8 +135,10 @@ def test_upload_over_the_configured_limit(make_app: Callable[..., FastAPI]) -> N
         # Over the image limit but within the body's room for the form: the route's check.
         just_over = image_bytes("PNG", (20, 20)) + b"\0" * 4096
         stopped_by_route = _detail(_upload(client, just_over, "image/png"), 413)
-    assert stopped_by_middleware == stopped_by_route == (
-        "the upload is too large: images up to 2 KB are accepted"
+    assert (
+        stopped_by_middleware
+        == stopped_by_route
+        == ("the upload is too large: images up to 2 KB are accepted")
     )
 
 

@@ -42,7 +42,9 @@ def test_filters_are_anded_and_values_ored_in_a_stable_order() -> None:
 
 def test_an_empty_value_list_matches_nothing_and_unknown_names_are_refused() -> None:
     assert filter_expression({"gender": []}, KNOWN) == f"({MATCH_NOTHING})"
-    with pytest.raises(UnknownAttributeError, match="unknown filter attribute 'colour'.*articleType"):
+    with pytest.raises(
+        UnknownAttributeError, match="unknown filter attribute 'colour'.*articleType"
+    ):
         filter_expression({"colour": "Red"}, KNOWN)
     with pytest.raises(InvalidFilterError):
         filter_expression({"gender": {"nested": "x"}}, KNOWN)

@@ -31,7 +31,11 @@ def test_flipped_byte_and_model_mismatch_are_reported(built_index: Path) -> None
     report = verify_index(built_index, expected_model_id="other")
     assert not report.ok
     text = "\n".join(report.problems)
-    assert "checksum mismatch" in text and IMAGES_INDEX in text and "built with model fake-model-1, expected model other" in text
+    assert (
+        "checksum mismatch" in text
+        and IMAGES_INDEX in text
+        and "built with model fake-model-1, expected model other" in text
+    )
 
 
 def test_counts_must_agree_with_the_manifest(built_index: Path) -> None:

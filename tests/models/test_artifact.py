@@ -229,7 +229,9 @@ def test_unchanged_pretrained_towers_are_referenced_not_copied(
     packaged = stored["weights_from_packages"]
     assert {key.split(".")[0] for key in packaged} == {"image_tower", "text_tower"}
     assert set(packaged) == {
-        key for key in pretrained_model.state_dict() if key.split(".")[0] in ("image_tower", "text_tower")
+        key
+        for key in pretrained_model.state_dict()
+        if key.split(".")[0] in ("image_tower", "text_tower")
     }
     keys = load_file(str(tmp_path / "a" / "weights.safetensors")).keys()
     assert {key.split(".")[0] for key in keys} == {"image_head", "text_head"}
@@ -248,7 +250,9 @@ def test_unchanged_pretrained_towers_are_referenced_not_copied(
     packaged_b = json.loads((tmp_path / "b" / "config.json").read_text())["weights_from_packages"]
     assert set(packaged) - set(packaged_b) == {"image_tower.net._conv_head.weight"}
     stored_b = load_file(str(tmp_path / "b" / "weights.safetensors")).keys()
-    assert {key for key in stored_b if key.startswith("image_tower")} == {"image_tower.net._conv_head.weight"}
+    assert {key for key in stored_b if key.startswith("image_tower")} == {
+        "image_tower.net._conv_head.weight"
+    }
     tuned = load_model(tmp_path / "b", device="cpu")
     for got, want in zip(
         _embeddings(tuned, sample_dir), _embeddings(pretrained_model, sample_dir), strict=True

@@ -79,7 +79,10 @@ def test_a_non_dict_is_rejected() -> None:
         ),
         ({"text": {"max_length": 1.5}}, r"invalid max_length in model\.text: 1\.5"),
         ({"preprocess": {"mean": [0.5, "x", 0.5]}}, r"invalid mean\.1 in model\.preprocess: 'x'"),
-        ({"preprocess": {"std": [0.5, 0.5]}}, r"invalid std\.2 in model\.preprocess: \(0\.5, 0\.5\) \(Field required"),
+        (
+            {"preprocess": {"std": [0.5, 0.5]}},
+            r"invalid std\.2 in model\.preprocess: \(0\.5, 0\.5\) \(Field required",
+        ),
         ({"head": {"hidden": [300, 0]}}, r"invalid hidden\.1 in model\.head: 0"),
         (
             {"head": {"dropout": 1.0}},
