@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -100,11 +101,14 @@ def save_artifact(
     *,
     metrics: dict[str, Any] | None = None,
     weights_dtype: str = "float32",
+    float32_prefixes: Sequence[str] = (),
 ) -> str:
     """Write `model` as an artifact directory and return its model id.
 
     `weights_dtype="float16"` halves the size; floating weights load back as float32.
-    The directory is replaced whole once the new artifact is complete.
+    `float32_prefixes` keeps the state-dict keys that start with them in float32 (a tower
+    whose embeddings float16 storage moves too far). The directory is replaced whole once
+    the new artifact is complete.
     """
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +116,7 @@ def save_artifact(
     shutil.rmtree(staging, ignore_errors=True)  # left by a crashed save of this process id
     staging.mkdir()
     try:
-        model_id = _write_artifact(model, staging, metrics, weights_dtype)
+        model_id = _write_artifact(model, staging, metrics, weights_dtype, tuple(float32_prefixes))
         fsync_tree(staging)
         _replace_dir(staging, final)
     finally:
@@ -132,12 +136,22 @@ def _replace_dir(staging: Path, final: Path) -> None:
 
 
 def _write_artifact(
-    model: JointModel, directory: Path, metrics: dict[str, Any] | None, weights_dtype: str
+    model: JointModel,
+    directory: Path,
+    metrics: dict[str, Any] | None,
+    weights_dtype: str,
+    float32_prefixes: tuple[str, ...] = (),
 ) -> str:
     from_package = set(_unchanged_pretrained_weights(model))
     dtype = {"float32": torch.float32, "float16": torch.float16}[weights_dtype]
+
+    def stored(key: str, value: torch.Tensor) -> torch.Tensor:
+        if value.is_floating_point() and not key.startswith(float32_prefixes):
+            value = value.to(dtype)
+        return value.detach().cpu().contiguous()
+
     state = {
-        key: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
+        key: stored(key, value)
         for key, value in model.state_dict().items()
         if key not in from_package
     }
@@ -153,6 +167,7 @@ def _write_artifact(
         "weights_from_packages": sorted(from_package),
         "borrowed_sha256": {key: tensor_sha256(borrowed[key]) for key in sorted(from_package)},
         "weights_dtype": weights_dtype,
+        **({"weights_float32": list(float32_prefixes)} if float32_prefixes else {}),
         "versions": {
             "fashion-retrieval": _version("fashion-retrieval"),
             "torch": torch.__version__,

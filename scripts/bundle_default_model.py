@@ -23,6 +23,13 @@ def main() -> None:
     parser.add_argument("artifact", type=Path)
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument(
+        "--float32",
+        nargs="*",
+        default=[],
+        metavar="PREFIX",
+        help="state-dict key prefixes kept in float32 (e.g. image_tower. image_head.)",
+    )
     args = parser.parse_args()
 
     full = load_model(args.artifact, device="cpu")
@@ -30,7 +37,13 @@ def main() -> None:
     before = evaluate_seed(full, val)
     staging = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    save_artifact(full, staging, metrics=read_metrics(args.artifact), weights_dtype="float16")
+    save_artifact(
+        full,
+        staging,
+        metrics=read_metrics(args.artifact),
+        weights_dtype="float16",
+        float32_prefixes=args.float32,
+    )
     after = evaluate_seed(load_model(staging, device="cpu"), val)
     for direction in before:
         for metric in ("R@1", "R@5", "R@10", "mAP"):
