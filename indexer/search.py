@@ -54,6 +54,56 @@ class Hit:
     score: float
 
 
+class IndexAPI:
+    """What ProductIndex and MilvusIndex share: the per-target shortcuts of `search`,
+    the query check, and `with` closing the index. Subclasses define `search`, `close`
+    and `manifest`."""
+
+    manifest: Manifest
+
+    def search(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+    ) -> list[list[Hit]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _queries(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        array = np.asarray(vectors)
+        if array.ndim != 2 or array.shape[1] != self.manifest.embed_dim:
+            raise InvalidQueryError(
+                f"query vectors must have shape (Q, {self.manifest.embed_dim}), got {array.shape}"
+            )
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    def search_images(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[list[Hit]]:
+        """`search(..., target="image")`: over product photos."""
+        return self.search(vectors, k, filters, target="image")
+
+    def search_texts(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[list[Hit]]:
+        """`search(..., target="text")`: over product titles."""
+        return self.search(vectors, k, filters, target="text")
+
+    def search_products(
+        self, vectors: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[list[Hit]]:
+        """`search(..., target="product")`: over product vectors (photo and title fused)."""
+        return self.search(vectors, k, filters, target="product")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _Side:
     """One target's FAISS index, where it is searched, and how to reconstruct vectors."""
 
@@ -85,7 +135,7 @@ class _Side:
             return reconstruct(self._cpu_copy, ids)
 
 
-class ProductIndex:
+class ProductIndex(IndexAPI):
     """A loaded index version: a FAISS index per target, the product store and filters."""
 
     def __init__(
@@ -155,16 +205,6 @@ class ProductIndex:
             )
         raise InvalidQueryError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
 
-    def _queries(self, vectors: np.ndarray, k: int) -> np.ndarray:
-        array = np.asarray(vectors)
-        if array.ndim != 2 or array.shape[1] != self.manifest.embed_dim:
-            raise InvalidQueryError(
-                f"query vectors must have shape (Q, {self.manifest.embed_dim}), got {array.shape}"
-            )
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
-        return np.ascontiguousarray(array, dtype=np.float32)
-
     def _search(
         self, side: _Side, vectors: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[list[Hit]]:
@@ -203,24 +243,6 @@ class ProductIndex:
         """
         side = self._side(target)
         return self._search(side, vectors, k, self._attributes.allowed(filters))
-
-    def search_images(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        """`search(..., target="image")`: over product photos."""
-        return self.search(vectors, k, filters, target="image")
-
-    def search_texts(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        """`search(..., target="text")`: over product titles."""
-        return self.search(vectors, k, filters, target="text")
-
-    def search_products(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        """`search(..., target="product")`: over product vectors (photo and title fused)."""
-        return self.search(vectors, k, filters, target="product")
 
     def similar(
         self,
@@ -264,12 +286,6 @@ class ProductIndex:
 
     def close(self) -> None:
         self._store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_index(

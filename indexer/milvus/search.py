@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from indexer.milvus.schema import (
     VECTOR_FIELDS,
 )
 from indexer.milvus.versions import published
-from indexer.search import Hit
+from indexer.search import Hit, IndexAPI
 from indexer.similar import SAME_PHOTO_MIN_COSINE
 from models.catalog import Product
 
@@ -48,7 +48,7 @@ _PRODUCT_FIELDS = [ID_FIELD, TITLE_FIELD, PHOTO_FIELD, ATTRIBUTES_FIELD]
 _LOOKUP = 1_000
 
 
-class MilvusIndex:
+class MilvusIndex(IndexAPI):
     """A published Milvus index version: search, more like this, product records."""
 
     def __init__(
@@ -109,16 +109,6 @@ class MilvusIndex:
                 raise TargetUnavailableError("this index has no product vectors")
             raise InvalidQueryError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
         return field
-
-    def _queries(self, vectors: np.ndarray, k: int) -> np.ndarray:
-        array = np.asarray(vectors)
-        if array.ndim != 2 or array.shape[1] != self.manifest.embed_dim:
-            raise InvalidQueryError(
-                f"query vectors must have shape (Q, {self.manifest.embed_dim}), got {array.shape}"
-            )
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
-        return np.ascontiguousarray(array, dtype=np.float32)
 
     def expression(self, filters: Filters | None) -> str:
         """The Milvus filter expression of `filters` (UnknownAttributeError for a name the
@@ -183,21 +173,6 @@ class MilvusIndex:
         target's vectors, best first (inner product = cosine similarity)."""
         field = self._vector_field(target)
         return self._search(self._queries(vectors, k), k, field, self.expression(filters))
-
-    def search_images(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        return self.search(vectors, k, filters, target="image")
-
-    def search_texts(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        return self.search(vectors, k, filters, target="text")
-
-    def search_products(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        return self.search(vectors, k, filters, target="product")
 
     def _duplicates(self, product_id: str, row: dict[str, Any]) -> list[str]:
         """The product and its exact duplicates: the same photo bytes, or the same title
@@ -275,12 +250,6 @@ class MilvusIndex:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_milvus_index(
