@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexer.build import build_index
+from indexer.cli_common import describe_work, encoding_options, report_skipped
 from indexer.encode import DEFAULT_BATCH_SIZE, PROGRESS_INTERVAL_S
 from indexer.errors import IndexerError
 from indexer.info import describe_index
@@ -220,32 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report_skipped(report: BuildReport, first: int = 5) -> None:
-    """Skipped rows on stderr: how many, and the first few with why."""
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} rows:", file=sys.stderr)
-        for line in report.skipped[:first]:
-            print(f"  {line}", file=sys.stderr)
-        if len(report.skipped) > first:
-            print(f"  (and {len(report.skipped) - first} more)", file=sys.stderr)
-
-
 def _summary(report: BuildReport) -> str:
     manifest = report.manifest
-    changes = (
-        f"{report.added} added, {report.replaced} replaced, {report.deleted} deleted; "
-        if report.replaced or report.deleted
-        else ""
-    )
     if manifest.product_weights is None:
         products = "no product vectors (rebuild with `index build` to add them); "
     else:
         products = "product vectors {:g},{:g}; ".format(*manifest.product_weights)
     return (
         f"published version {manifest.version}: {manifest.count} products, "
-        f"{manifest.index_type} index, model {manifest.model_id[:12]}, {products}{changes}"
-        f"encoded {report.encoded_images} images and {report.encoded_texts} texts "
-        f"(the rest from the cache) in {report.seconds:.1f} s "
+        f"{manifest.index_type} index, model {manifest.model_id[:12]}, {products}"
+        f"{describe_work(report)} "
         f"({manifest.count / max(report.seconds, 1e-9):,.0f} products/s) -> {report.version_dir}"
     )
 
@@ -262,14 +247,10 @@ def _run_build(args: argparse.Namespace) -> int:
         index_type=args.index_type,
         copy_images=args.copy_images,
         product_weights=args.product_weights,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
-        max_skipped=args.max_skipped,
-        max_image_pixels=args.max_image_pixels,
-        progress=not args.quiet,
+        **encoding_options(args),
         workers=args.workers,
     )
-    _report_skipped(report)
+    report_skipped(report.skipped)
     print(_summary(report))
     return 0
 
@@ -298,13 +279,9 @@ def _run_update(args: argparse.Namespace) -> int:
         model,
         args.catalog,
         deletions,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
-        max_skipped=args.max_skipped,
-        max_image_pixels=args.max_image_pixels,
-        progress=not args.quiet,
+        **encoding_options(args),
     )
-    _report_skipped(report)
+    report_skipped(report.skipped)
     print(_summary(report))
     return 0
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from indexer.cli_common import describe_work, encoding_options, report_skipped
 from indexer.errors import IndexerError
 from indexer.milvus.build import MilvusBuildReport, build_milvus_index
 from indexer.milvus.connection import DEFAULT_COLLECTION, TOKEN_ENV, MilvusLocation
@@ -74,29 +75,14 @@ def location_of(args: argparse.Namespace) -> MilvusLocation:
 
 def summary(report: MilvusBuildReport) -> str:
     manifest = report.manifest
-    changes = (
-        f"{report.added} added, {report.replaced} replaced, {report.deleted} deleted; "
-        if report.replaced or report.deleted
-        else ""
-    )
     dropped = f"; dropped {', '.join(report.dropped)}" if report.dropped else ""
     return (
         f"published {report.collection} as {report.location.describe()}: "
         f"{manifest.count} products, {manifest.index_type} index, model "
         f"{manifest.model_id[:12]}, product vectors "
         "{:g},{:g}; ".format(*(manifest.product_weights or (0, 0)))
-        + f"{changes}encoded {report.encoded_images} images and {report.encoded_texts} "
-        f"texts (the rest from the cache) in {report.seconds:.1f} s{dropped}"
+        + f"{describe_work(report)}{dropped}"
     )
-
-
-def _report_skipped(report: MilvusBuildReport, first: int = 5) -> None:
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} rows:", file=sys.stderr)
-        for line in report.skipped[:first]:
-            print(f"  {line}", file=sys.stderr)
-        if len(report.skipped) > first:
-            print(f"  (and {len(report.skipped) - first} more)", file=sys.stderr)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -113,13 +99,9 @@ def run_build(args: argparse.Namespace) -> int:
         location,
         index_params_override=args.milvus_index_params,
         product_weights=args.product_weights,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
-        max_skipped=args.max_skipped,
-        max_image_pixels=args.max_image_pixels,
-        progress=not args.quiet,
+        **encoding_options(args),
     )
-    _report_skipped(report)
+    report_skipped(report.skipped)
     print(summary(report))
     return 0
 
@@ -132,13 +114,9 @@ def run_update(args: argparse.Namespace, deletions: list[str]) -> int:
         model,
         args.catalog,
         deletions,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
-        max_skipped=args.max_skipped,
-        max_image_pixels=args.max_image_pixels,
-        progress=not args.quiet,
+        **encoding_options(args),
     )
-    _report_skipped(report)
+    report_skipped(report.skipped)
     print(summary(report))
     return 0
 
