@@ -41,7 +41,7 @@ from indexer.versions import (
     product_records,
     publish_version,
 )
-from models.catalog import Product, read_catalog
+from models.catalog import Catalog, Product, read_catalog
 from models.fusion import fuse
 from models.images import DEFAULT_MAX_PIXELS
 
@@ -61,11 +61,7 @@ def _plan_update(
     to_delete = store.nums_of(delete_ids)
     unknown = [product_id for product_id in delete_ids if product_id not in to_delete]
     if unknown:
-        shown = ", ".join(repr(i) for i in unknown[:5])
-        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
-        raise UnknownProductError(
-            f"cannot delete {len(unknown)} product(s) the index does not hold: {shown}{more}"
-        )
+        raise unknown_deletions_error(unknown)
     existing = store.nums_of([product.id for product in products])
     next_num = store.next_num()
     nums = []
@@ -107,19 +103,39 @@ def _updated_index(
     return index
 
 
-def _check_update_args(
-    model: Encoder | None, catalog_path: str | Path | None, delete_ids: Sequence[str]
-) -> None:
-    if catalog_path is None and not delete_ids:
+def unknown_deletions_error(unknown: Sequence[str]) -> UnknownProductError:
+    """The error for ids to delete that the index does not hold (the first five shown)."""
+    shown = ", ".join(repr(i) for i in unknown[:5])
+    more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+    return UnknownProductError(
+        f"cannot delete {len(unknown)} product(s) the index does not hold: {shown}{more}"
+    )
+
+
+def read_update_request(
+    model: Encoder | None, catalog_path: str | Path | None, delete_ids: Iterable[str]
+) -> tuple[Catalog | None, list[Product], list[str]]:
+    """An update's checked request, before the index is touched: (the catalogue or None,
+    its products, the distinct ids to delete). IndexerError for nothing to do, a
+    catalogue without a model, or an id both updated and deleted."""
+    deletions = list(dict.fromkeys(str(i) for i in delete_ids))
+    if catalog_path is None and not deletions:
         raise IndexerError(
             "nothing to update: give a catalogue of products to add or replace, or ids to delete"
         )
     if catalog_path is not None and model is None:
         raise IndexerError("updating from a catalogue needs the model to encode it")
+    catalog = read_catalog(catalog_path) if catalog_path is not None else None
+    products = catalog.products if catalog is not None else []
+    both = sorted({p.id for p in products} & set(deletions))
+    if both:
+        raise IndexerError(f"ids both updated and deleted: {', '.join(both[:5])}")
+    return catalog, products, deletions
 
 
-def _check_model(model: Encoder | None, old: Manifest, index_dir: Path) -> None:
-    check_model(old.model_id, model.model_id if model is not None else None, f"at {index_dir}")
+def check_update_model(model: Encoder | None, old: Manifest, where: str) -> None:
+    """ModelMismatchError unless model (when given) built the index described by old."""
+    check_model(old.model_id, model.model_id if model is not None else None, where)
 
 
 def _added_vectors(old: Manifest, encoded: EncodedProducts | None) -> dict[str, np.ndarray | None]:
@@ -206,16 +222,10 @@ def update_index(
     started = time.perf_counter()
     limit = parse_max_skipped(max_skipped)
     index_dir = Path(index_dir)
-    deletions = list(dict.fromkeys(str(i) for i in delete_ids))
-    _check_update_args(model, catalog_path, deletions)
-    catalog = read_catalog(catalog_path) if catalog_path is not None else None
-    products = catalog.products if catalog is not None else []
-    both = sorted({p.id for p in products} & set(deletions))
-    if both:
-        raise IndexerError(f"ids both updated and deleted: {', '.join(both[:5])}")
+    catalog, products, deletions = read_update_request(model, catalog_path, delete_ids)
     with locked_for_writing(index_dir):
         previous, old = _checked_current(index_dir)
-        _check_model(model, old, index_dir)
+        check_update_model(model, old, f"at {index_dir}")
         with ProductStore.open(previous / STORE_NAME) as store:
             plan = _plan_update(store, products, deletions)
         encoded = None

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.encode import DEFAULT_BATCH_SIZE, Encoder
-from indexer.errors import IndexerError, UnknownProductError
-from indexer.manifest import Manifest, check_model, utc_now
+from indexer.manifest import Manifest, utc_now
 from indexer.milvus.build import (
     MilvusBuildReport,
     attribute_facets,
@@ -34,8 +33,8 @@ from indexer.milvus.expressions import ids_expression
 from indexer.milvus.schema import ID_FIELD, MAX_FACET_VALUES, manifest_property
 from indexer.milvus.versions import published
 from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
+from indexer.update import check_update_model, read_update_request, unknown_deletions_error
 from indexer.versions import encode_with_cache, kept_products
-from models.catalog import read_catalog
 from models.fusion import fuse
 from models.images import DEFAULT_MAX_PIXELS
 
@@ -59,11 +58,6 @@ def existing_ids(
             )
         found.update(str(row[ID_FIELD]) for row in rows)
     return found
-
-
-def _check_model(model: Encoder | None, manifest: Manifest, location: MilvusLocation) -> None:
-    expected = model.model_id if model is not None else None
-    check_model(manifest.model_id, expected, location.describe())
 
 
 def _merged_facets(manifest: Manifest, added: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -93,30 +87,15 @@ def update_milvus_index(
     the index lacks, before anything is written."""
     started = time.perf_counter()
     limit = parse_max_skipped(max_skipped)
-    deletions = list(dict.fromkeys(str(i) for i in delete_ids))
-    if catalog_path is None and not deletions:
-        raise IndexerError(
-            "nothing to update: give a catalogue of products to add or replace, or ids to delete"
-        )
-    if catalog_path is not None and model is None:
-        raise IndexerError("updating from a catalogue needs the model to encode it")
-    catalog = read_catalog(catalog_path) if catalog_path is not None else None
-    products = catalog.products if catalog is not None else []
-    both = sorted({p.id for p in products} & set(deletions))
-    if both:
-        raise IndexerError(f"ids both updated and deleted: {', '.join(both[:5])}")
+    catalog, products, deletions = read_update_request(model, catalog_path, delete_ids)
     client = connect(location)
     try:
         collection, manifest = published(client, location)
-        _check_model(model, manifest, location)
+        check_update_model(model, manifest, location.describe())
         held = existing_ids(client, location, collection, deletions)
         missing = [product_id for product_id in deletions if product_id not in held]
         if missing:
-            shown = ", ".join(repr(i) for i in missing[:5])
-            more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-            raise UnknownProductError(
-                f"cannot delete {len(missing)} product(s) the index does not hold: {shown}{more}"
-            )
+            raise unknown_deletions_error(missing)
         encoded_images = encoded_texts = replaced = 0
         skipped: tuple[str, ...] = ()
         facets: dict[str, list[str]] = {}
