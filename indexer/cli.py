@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexer.build import build_index
-from indexer.cli_common import describe_work, encoding_options, report_skipped
+from indexer.cli_common import (
+    describe_work,
+    encoding_options,
+    report_problems,
+    report_skipped,
+)
 from indexer.encode import DEFAULT_BATCH_SIZE, PROGRESS_INTERVAL_S
 from indexer.errors import IndexerError
 from indexer.info import describe_index
@@ -307,10 +312,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     if report.ok and report.manifest is not None:
         print(f"ok: {report.version_dir}: {report.manifest.count} products, every file checks out")
         return 0
-    for problem in report.problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    print(f"{args.index}: {len(report.problems)} problem(s) found", file=sys.stderr)
-    return 1
+    return report_problems(report.problems, args.index)
 
 
 COMMANDS = {"build": _run_build, "update": _run_update, "info": _run_info, "verify": _run_verify}

@@ -60,3 +60,11 @@ def describe_work(report: PublishedWork) -> str:
         f"{changes}encoded {report.encoded_images} images and {report.encoded_texts} texts "
         f"(the rest from the cache) in {report.seconds:.1f} s"
     )
+
+
+def report_problems(problems: Sequence[str], where: object) -> int:
+    """A failed verify on stderr: each problem, then how many at `where`; exit code 1."""
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"{where}: {len(problems)} problem(s) found", file=sys.stderr)
+    return 1

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from indexer.cli_common import describe_work, encoding_options, report_skipped
+from indexer.cli_common import (
+    describe_work,
+    encoding_options,
+    report_problems,
+    report_skipped,
+)
 from indexer.errors import IndexerError
 from indexer.milvus.build import MilvusBuildReport, build_milvus_index
 from indexer.milvus.connection import DEFAULT_COLLECTION, TOKEN_ENV, MilvusLocation
@@ -135,10 +139,7 @@ def run_verify(args: argparse.Namespace) -> int:
             "products, manifest, fields, indexes and sampled rows check out"
         )
         return 0
-    for problem in report.problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    print(f"{location.describe()}: {len(report.problems)} problem(s) found", file=sys.stderr)
-    return 1
+    return report_problems(report.problems, location.describe())
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
