@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from models import load_model, open_image, read_catalog
+from training.config import load_config
 from training.data import IdentityBatchSampler, SplitSpec, identity_labels
 from training.evaluate import CATEGORY_FIELDS
 from training.losses import cmpm_loss
@@ -29,16 +30,8 @@ from training.metrics import precision_summary, ranked_relevance, summarise
 from training.objectives import multi_field_loss
 from training.queries import FIELDS, all_wordings, batch_queries, query_rng
 
-CONFIG_WEIGHTS = {
-    "articleType": 0.5,
-    "baseColour": 0.3,
-    "colour_article": 0.5,
-    "gender_article": 0.5,
-    "subCategory": 0.3,
-    "masterCategory": 0.2,
-    "usage": 0.1,
-    "season": 0.1,
-}
+# The default model's field weights, read from its training config (one place).
+CONFIG_WEIGHTS = load_config("lite0-minilm-fields").fields
 VARIANTS = {
     "titles only": {},
     **{f"+ {name} 0.5": {name: 0.5} for name in FIELDS},
@@ -47,7 +40,7 @@ VARIANTS = {
 }
 
 
-def features(model, products, texts, cache: Path):  # noqa: ANN001, ANN201
+def features(model, products, texts, cache: Path):
     if cache.with_suffix(".npz").is_file():
         saved = np.load(cache.with_suffix(".npz"))
         return torch.from_numpy(saved["images"]), torch.from_numpy(saved["texts"])
@@ -70,7 +63,7 @@ def features(model, products, texts, cache: Path):  # noqa: ANN001, ANN201
     return images, text
 
 
-def score(model, img, title_txt, val, text_index, values_txt):  # noqa: ANN001, ANN201
+def score(model, img, title_txt, val, text_index, values_txt):
     with torch.no_grad():
         photos = F.normalize(model.image_head(img), dim=1).numpy()
         titles = sorted({p.text for p in val})
