@@ -14,7 +14,7 @@ from models.config import ModelConfig
 from models.heads import build_head
 from models.image_encoders import build_image_encoder
 from models.text_encoders import build_text_encoder
-from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
+from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer, length_sorted_batches
 from models.transforms import ImageInput, ImageTransform
 
 
@@ -112,11 +112,10 @@ class JointModel(nn.Module):
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Titles or queries -> (N, embed_dim) float32, L2-normalised."""
         self.eval()
-        chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenize(texts[start : start + batch_size])
-            chunks.append(self._normalised(self.embed_texts(tokens)))
-        return np.concatenate(chunks)
+        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
+        for rows, tokens in length_sorted_batches(self.tokenize, texts, batch_size):
+            out[rows] = self._normalised(self.embed_texts(tokens))
+        return out
 
     @staticmethod
     def _normalised(embeddings: torch.Tensor) -> np.ndarray:

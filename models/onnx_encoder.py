@@ -17,7 +17,7 @@ import torch
 
 from models.config import ModelConfig
 from models.onnx_export import IMAGE_GRAPH, ExportInfo
-from models.tokenizers import Tokenizer
+from models.tokenizers import Tokenizer, length_sorted_batches
 from models.transforms import ImageInput, ImageTransform
 
 
@@ -90,9 +90,8 @@ class OnnxEncoder:
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Titles or queries -> (N, embed_dim) float32, L2-normalised."""
-        chunks = [np.zeros((0, self.embed_dim), dtype=np.float32)]
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenizer(texts[start : start + batch_size])
-            feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
-            chunks.append(self._text.run(None, feeds)[0])
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
+        for rows, tokens in length_sorted_batches(self.tokenizer, texts, batch_size):
+            feeds = {name: np.ascontiguousarray(tensor.numpy()) for name, tensor in tokens.items()}
+            out[rows] = self._text.run(None, feeds)[0]
+        return out

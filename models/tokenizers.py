@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +27,30 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 class Tokenizer(Protocol):
     def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]: ...
+
+
+Tokens = dict[str, torch.Tensor]
+
+
+def length_sorted_batches(
+    tokenize: Tokenizer, texts: Sequence[str], batch_size: int
+) -> Iterator[tuple[list[int], Tokens]]:
+    """Tokenised batches of texts of similar length, each trimmed to its longest text:
+    (positions of its texts in `texts`, tokens).
+
+    A batch is padded to its longest text, so a batch of mixed titles spends a third of
+    its work on padding; sorted by length it spends almost none. Both towers ignore
+    padding (masked mean; packed LSTM), so the embeddings do not depend on the batching.
+    """
+    if not texts:
+        return
+    tokens = tokenize(texts)
+    lengths = tokens["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(int(lengths[rows].max()), 1)
+        yield rows.tolist(), {name: t[rows, :width] for name, t in tokens.items()}
 
 
 def split_words(text: str) -> list[str]:

@@ -64,6 +64,12 @@ def test_onnx_embeddings_match_pytorch_on_the_sample(
         default_onnx.encode_images(prepared), default_onnx.encode_images(photos[:4])
     )
     assert default_onnx.encode_texts([]).shape == (0, default_onnx.embed_dim)
+    # Length-sorted batches of any size give each text the embedding it has alone.
+    alone = np.concatenate([default_onnx.encode_texts([t]) for t in texts[:12]])
+    for batch_size in (1, 5, 64):
+        np.testing.assert_allclose(
+            default_onnx.encode_texts(texts[:12], batch_size=batch_size), alone, atol=2e-6
+        )
 
 
 def test_the_export_is_cached_beside_the_artifact_by_model_id(

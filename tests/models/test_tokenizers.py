@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from models import ArtifactError
-from models.tokenizers import PAD, UNK, WordTokenizer, split_words
+from models import JointModel
+from models.tokenizers import PAD, UNK, WordTokenizer, length_sorted_batches, split_words
 
 
 def test_split_words_lower_cases_and_splits_punctuation() -> None:
@@ -73,3 +75,27 @@ def test_bad_vocabularies_raise_artifact_error(tmp_path: Path) -> None:
         WordTokenizer.load(tmp_path / "vocab.json")
     with pytest.raises(ArtifactError, match="cannot read the vocabulary"):
         WordTokenizer.load(tmp_path / "absent.json")
+
+
+def test_length_sorted_batches_cover_every_text_once_trimmed_to_their_longest() -> None:
+    texts = ["a", "a b c d e", "a b", "a b c", "", "a b c d e f g"]
+    tokenizer = WordTokenizer.build(texts)
+    batches = list(length_sorted_batches(tokenizer, texts, batch_size=2))
+    assert sorted(row for rows, _ in batches for row in rows) == list(range(len(texts)))
+    assert [rows for rows, _ in batches] == [[5, 1], [3, 2], [0, 4]]  # longest first
+    assert [tokens["input_ids"].shape[1] for _, tokens in batches] == [7, 3, 1]
+    for rows, tokens in batches:  # each row keeps its own tokens, only padding is cut
+        full = tokenizer([texts[r] for r in rows])
+        width = tokens["input_ids"].shape[1]
+        assert torch.equal(tokens["input_ids"], full["input_ids"][:, :width])
+        assert full["attention_mask"][:, width:].sum() == 0
+    assert list(length_sorted_batches(tokenizer, [], batch_size=2)) == []
+
+
+def test_text_embeddings_do_not_depend_on_the_batching(tiny_model: JointModel) -> None:
+    texts = ["Turtle Check Men Navy Blue Shirt", "red", "Puma Women Black Running Shoes", "a b"]
+    alone = np.concatenate([tiny_model.encode_texts([text]) for text in texts])
+    for batch_size in (1, 3, 256):
+        np.testing.assert_allclose(
+            tiny_model.encode_texts(texts, batch_size=batch_size), alone, atol=1e-6
+        )
