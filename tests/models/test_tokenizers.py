@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import ArtifactError
-from models import JointModel
+from models import ArtifactError, JointModel
 from models.tokenizers import PAD, UNK, WordTokenizer, length_sorted_batches, split_words
 
 
