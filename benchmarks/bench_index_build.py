@@ -9,7 +9,7 @@ same run, with the old path (`--encoder torch`, decoding in process), each into 
 temporary directory; --limit takes the catalogue's first N products (both builds get the
 same), --no-baseline skips the old path. Then, for the new build: a rebuild with a warm
 cache, the loaded index's memory against the raw vectors, and the latency of one text
-query (encoding excluded) with and without a filter, with the float16 scan the service
+query (encoding excluded) with and without a filter, with the pca scan the service
 uses and with FAISS.
 """
 
@@ -102,7 +102,7 @@ def main() -> None:
     texts = [p.text for p in products[: args.queries]]
     queries = model.encode_texts(texts)
     before = rss_bytes()
-    index = open_index(out, device="cpu", expected_model_id=model.model_id, scan="float16")
+    index = open_index(out, device="cpu", expected_model_id=model.model_id, scan="pca")
     loaded = rss_bytes() - before
     raw = len(index.targets) * len(index) * model.embed_dim * 4  # one set per target
     plain = open_index(out, device="cpu", scan="faiss")
@@ -124,10 +124,10 @@ def main() -> None:
         ]  # fmt: skip
     rows += [
         ("rebuild, warm cache", f"{warm.seconds:.1f} s"),
-        ("loaded index memory (float16 scan)", f"{loaded / 1e6:.1f} MB = {loaded / raw:.2f} x raw vectors"),
+        ("loaded index memory (pca scan)", f"{loaded / 1e6:.1f} MB = {loaded / raw:.2f} x raw vectors"),
     ]  # fmt: skip
     gender = products[0].attributes.get("gender")
-    for name, opened in (("float16 scan", index), ("FAISS", plain)):
+    for name, opened in (("pca scan", index), ("FAISS", plain)):
         latency = query_latency(opened, queries, None)
         rows.append((f"text query, {name}, p50 / p90", "{:.2f} / {:.2f} ms".format(*latency)))
         if gender:

@@ -3,8 +3,9 @@
     python benchmarks/bench_scan.py --index var/kagl-index --catalog ../shared/data/kagl/catalog.csv
 
 Opens the index with each scan: "faiss" (FAISS's exact float32 search, query by query:
-the reference), "float32" (one exact matrix product per batch) and "float16" (half the
-bytes, a short list re-scored exactly). The queries are the distinct titles of the
+the reference), "float32" (one exact matrix product per batch), "float16" (half the
+bytes, a short list re-scored exactly) and "pca" (the first 128 principal components in
+float16, a longer short list re-scored exactly). The queries are the distinct titles of the
 catalogue's test split and its category values (the category tasks' queries), encoded
 once with the service's encoder, so only the scan differs. Reports, per target:
   - recall@10 against the reference (a hit counts when its exact score reaches the
@@ -32,12 +33,13 @@ import numpy as np
 import torch
 
 from indexer import open_index
+from indexer.scan import PCA_DIMS
 from models.catalog import read_catalog
 from models.encoders import load_encoder
 from training.data import split_products
 from training.evaluate import CATEGORY_FIELDS
 
-SCANS = ("faiss", "float32", "float16")
+SCANS = ("faiss", "float32", "float16", "pca")
 K = 10
 DEPTH = 100  # hits kept per query for the metrics
 
@@ -171,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{c[m]:.4f} ({c[m] - base_c[m]:+.4f})" for m in ("P@1", "P@10", "MRR@10")]
             print(f"{'torch q':<8} {'(faiss)':>13} " + " ".join(f"{x:>16}" for x in cells))
     extra = len(indices["float16"]) * encoder.embed_dim * 2 * len(indices["float16"].targets)
-    print(f"\nthe float16 copies add {extra / 1e6:.0f} MB; load average (1 min) {load:.2f} "
+    reduced = (
+        len(indices["pca"]) * min(PCA_DIMS, encoder.embed_dim) * 2 * len(indices["pca"].targets)
+    )
+    print(f"\nthe float16 copies add {extra / 1e6:.0f} MB, the pca copies {reduced / 1e6:.0f} MB; "
+          f"load average (1 min) {load:.2f} "
           f"at the start, {os.getloadavg()[0]:.2f} at the end, {os.cpu_count()} CPUs")  # fmt: skip
     for index in indices.values():
         index.close()

@@ -4,7 +4,7 @@
     python benchmarks/bench_service.py --index var/index --search batched   # old encoder only
 
 Starts two servers (`python -m app`) on free ports of 127.0.0.1 with the default model
-(or --model) over the same index: the service as it ships (batched search, the float16
+(or --model) over the same index: the service as it ships (batched search, the pca
 scan, the ONNX Runtime encoder when installed), and a baseline with the old paths
 switched on: `--search per-query` (FAISS, one search per query) and `--encoder torch`,
 both by default (`--search batched` or `--encoder auto` keep one of them new, to see

@@ -12,6 +12,11 @@ Storage ("scan"):
   vectors, so the returned scores and their order are exact; only a true top-k item
   that float16 rounding pushed out of the short list can be missed
   (benchmarks/bench_scan.py measures that recall on a real index).
+- "pca": the same with a float16 copy of the vectors' first `PCA_DIMS` principal
+  components (an eighth of the bytes of 512-d float32) and a longer short list. Learnt
+  embeddings keep almost all their variance in few directions (99% in 128 of 512 for
+  the bundled model's photos), so the coarse scores rank the true top k well inside
+  the short list; the scores returned are again exact.
 - "faiss": no FlatScan; FAISS searches (the path before batching, kept to compare).
 """
 
@@ -26,17 +31,38 @@ import torch
 from indexer.errors import IndexerError
 from indexer.faiss_index import inner_index, stored_ids
 
-Scan = Literal["faiss", "float32", "float16"]
-SCANS: tuple[Scan, ...] = ("faiss", "float32", "float16")
+Scan = Literal["faiss", "float32", "float16", "pca"]
+SCANS: tuple[Scan, ...] = ("faiss", "float32", "float16", "pca")
+Storage = Literal["float32", "float16", "pca"]
+PCA_DIMS = 128
+# The principal components are fitted on at most this many vectors (evenly spaced).
+PCA_FIT_ROWS = 50_000
 Row = list[tuple[int, float]]  # (product number, score), best first
 # Below this share of allowed vectors, their rows are gathered and scanned alone;
 # above it, everything is scanned and the others are masked (cheaper than the copy).
 GATHER_BELOW = 0.25
 
 
-def shortlist(k: int) -> int:
-    """Candidates per query re-scored exactly after a float16 scan."""
+def shortlist(k: int, storage: Storage = "float16") -> int:
+    """Candidates per query re-scored exactly after an approximate scan."""
+    if storage == "pca":
+        return max(4 * k, k + 256)
     return max(2 * k, k + 64)
+
+
+def principal_axes(vectors: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (D,), axes (D, dims)) of the rows' first `dims` principal components.
+
+    Centering does not change a query's ranking: q.x = q.mean + q.(x - mean), and the
+    first term is the same for every x.
+    """
+    step = max(1, len(vectors) // PCA_FIT_ROWS)
+    sample = vectors[::step].astype(np.float64)
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    _, axes = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    top = axes[:, ::-1][:, :dims]
+    return mean.astype(np.float32), np.ascontiguousarray(top, dtype=np.float32)
 
 
 def check_scan(scan: str) -> Scan:
@@ -53,7 +79,7 @@ def is_flat(index: faiss.Index) -> bool:
 class FlatScan:
     """Batched exact search over the vectors of a CPU `IndexFlat` (possibly id-mapped)."""
 
-    def __init__(self, index: faiss.Index, storage: Literal["float32", "float16"]) -> None:
+    def __init__(self, index: faiss.Index, storage: Storage) -> None:
         flat = inner_index(index)
         if not isinstance(flat, faiss.IndexFlat):
             raise IndexerError(f"a {storage} scan needs a flat index, not {type(flat).__name__}")
@@ -61,9 +87,17 @@ class FlatScan:
         self._index = index  # owns the memory the views below point into
         # A view of FAISS's vectors in storage order: no copy.
         self._float32 = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)
-        as_tensor = torch.from_numpy(self._float32)
         self.storage = storage
-        self._matrix = as_tensor if storage == "float32" else as_tensor.to(torch.float16)
+        self._projection: torch.Tensor | None = None  # (D, PCA_DIMS) for "pca"
+        if storage == "pca" and n > 0 and dim > PCA_DIMS:
+            mean, axes = principal_axes(self._float32, PCA_DIMS)
+            self._projection = torch.from_numpy(axes)
+            reduced = torch.from_numpy(self._float32 - mean) @ self._projection
+            self._matrix = reduced.to(torch.float16)
+        elif storage == "float32":
+            self._matrix = torch.from_numpy(self._float32)
+        else:  # float16, and "pca" of vectors no longer than PCA_DIMS
+            self._matrix = torch.from_numpy(self._float32).to(torch.float16)
         self._nums = stored_ids(index)  # product number of each stored row
         self._by_num = np.argsort(self._nums, kind="stable")
         self._sorted_nums = self._nums[self._by_num]
@@ -95,7 +129,7 @@ class FlatScan:
         if target == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
         exact = self.storage == "float32"
-        depth = target if exact else min(available, shortlist(target))
+        depth = target if exact else min(available, shortlist(target, self.storage))
         scores, columns = self._scores(queries, rows)
         values, indices = torch.topk(scores, depth, dim=1, sorted=exact)
         top = indices.numpy()
@@ -125,6 +159,8 @@ class FlatScan:
             masked = np.ones(len(self), dtype=bool)
             masked[rows] = False
         query = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+        if self._projection is not None:
+            query = query @ self._projection
         query = query.to(matrix.dtype)
         # One query: a matrix-vector product (torch's float16 path for a 1-row
         # matrix product is slower than reading the vectors once).

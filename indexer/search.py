@@ -305,8 +305,9 @@ def open_index(
     threads: CPU threads per search call (1 suits a service answering one query per
     request from several threads; None: FAISS's default, every core).
     scan: how exact (Flat) indices are searched on the CPU: "faiss" (FAISS, query by
-    query), "float32" (one exact matrix product per batch of queries) or "float16"
-    (half the bytes, a short list re-scored exactly; see indexer.scan).
+    query), "float32" (one exact matrix product per batch of queries), "float16" (half
+    the bytes, a short list re-scored exactly) or "pca" (the first principal components
+    in float16, a longer short list re-scored exactly); see indexer.scan.
     """
     placement = choose_placement(device, gpu_count())
     version_dir, manifest = read_version(Path(path), verify=False)

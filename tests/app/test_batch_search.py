@@ -72,7 +72,7 @@ async def _answers(app: FastAPI, requests: list[dict]) -> list[list[tuple[str, f
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("scan", ["float32", "float16"])
+@pytest.mark.parametrize("scan", ["float32", "float16", "pca"])
 async def test_the_service_answers_as_one_search_per_query(
     tmp_path: Path, tiny_model, real_index_dir: Path, sample_catalog: Path, scan: str
 ) -> None:  # type: ignore[no-untyped-def]

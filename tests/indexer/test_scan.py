@@ -12,7 +12,8 @@ from indexer_fakes import FakeEncoder, reference_for, unit_queries
 from indexer import open_index
 from indexer.errors import IndexerError
 from indexer.faiss_index import IndexSpec, create_index, remove_vectors
-from indexer.scan import FlatScan, shortlist
+import indexer.scan
+from indexer.scan import FlatScan, principal_axes, shortlist
 
 DIM = 32
 
@@ -95,9 +96,58 @@ def test_float16_scan_recall_against_exact(flat) -> None:
     assert shortlist(10) > 10
 
 
-def test_float16_keeps_the_filter_and_k(flat) -> None:
+def _low_rank(n: int, rank: int, seed: int) -> np.ndarray:
+    """Clustered vectors whose spread lies mostly in `rank` of DIM directions, as learnt
+    embeddings' does (the bundled model's photos keep 99% of it in 128 of 512)."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((DIM, DIM)))[0][:, :rank]
+    centres = rng.standard_normal((max(1, n // 50), rank))
+    codes = centres[rng.integers(0, len(centres), n)] + 0.15 * rng.standard_normal((n, rank))
+    return _unit(codes @ basis.T + 0.01 * rng.standard_normal((n, DIM)))
+
+
+def test_principal_axes_find_the_spread_and_are_orthonormal() -> None:
+    vectors = _low_rank(2000, rank=6, seed=8)
+    mean, axes = principal_axes(vectors, 6)
+    assert axes.shape == (DIM, 6) and mean.shape == (DIM,)
+    np.testing.assert_allclose(axes.T @ axes, np.eye(6), atol=1e-5)
+    centred = vectors - mean
+    kept = np.linalg.norm(centred @ axes, axis=1) ** 2
+    assert kept.sum() / (np.linalg.norm(centred, axis=1) ** 2).sum() > 0.99
+
+
+def test_pca_scan_recall_against_exact_with_exact_scores(monkeypatch) -> None:
+    monkeypatch.setattr(indexer.scan, "PCA_DIMS", 8)
+    vectors = _low_rank(3000, rank=8, seed=9)
+    ids = np.arange(3000, dtype=np.int64) * 3
+    index = create_index(IndexSpec("Flat"), vectors, ids)
+    rng = np.random.default_rng(10)
+    queries = _unit(vectors[rng.choice(3000, 200)] + 0.05 * rng.standard_normal((200, DIM)))
+    reduced = FlatScan(index, "pca")
+    assert reduced.nbytes == 3000 * 8 * 2  # an eighth of DIM in float16
+    for allowed in (None, np.sort(ids[::3])):
+        rows = reduced.search(queries, 10, allowed)
+        expected = _reference(ids, vectors, queries, 10, allowed)
+        found = sum(len({n for n, _ in a} & {n for n, _ in b}) for a, b in zip(rows, expected))
+        assert found / (10 * len(queries)) >= 0.999
+        for row, want in zip(rows, expected, strict=True):  # re-scored: exact scores
+            scores = dict(want)
+            assert all(abs(score - scores[n]) < 1e-5 for n, score in row if n in scores)
+    assert shortlist(10, "pca") > shortlist(10, "float16")
+
+
+def test_pca_of_short_vectors_is_the_float16_scan(flat, monkeypatch) -> None:
+    """Vectors no longer than PCA_DIMS are kept whole (in float16)."""
+    monkeypatch.setattr(indexer.scan, "PCA_DIMS", DIM)
+    index, _, _ = flat
+    assert FlatScan(index, "pca").nbytes == FlatScan(index, "float16").nbytes
+
+
+@pytest.mark.parametrize("storage", ["float16", "pca"])
+def test_approximate_scans_keep_the_filter_and_k(flat, storage, monkeypatch) -> None:
+    monkeypatch.setattr(indexer.scan, "PCA_DIMS", 8)
     index, ids, _ = flat
-    scan = FlatScan(index, "float16")
+    scan = FlatScan(index, storage)
     queries = _unit(np.random.default_rng(6).standard_normal((5, DIM)))
     allowed = np.sort(ids[::7])
     rows = scan.search(queries, 20, allowed)
@@ -113,7 +163,7 @@ def test_a_non_flat_index_is_refused() -> None:
         FlatScan(ivf, "float16")
 
 
-@pytest.mark.parametrize("scan", ["float32", "float16"])
+@pytest.mark.parametrize("scan", ["float32", "float16", "pca"])
 @pytest.mark.parametrize("target", ["image", "text", "product"])
 def test_open_index_batched_equals_per_query(
     built_index: Path, small_catalog: Path, fake_encoder: FakeEncoder, scan: str, target: str
