@@ -62,11 +62,12 @@ class IndexSettings(BaseModel):
         default=False,
         description="Build `path` from `catalog` on start when it holds no index yet.",
     )
-    scan: Literal["float16", "float32", "faiss"] = Field(
-        default="float16",
-        description='How an exact index is scanned on the CPU: "float16" (half the bytes, '
-        'a short list re-scored exactly), "float32" (exact) or "faiss" (FAISS, one query '
-        "at a time: the path before batching).",
+    scan: Literal["pca", "float16", "float32", "faiss"] = Field(
+        default="pca",
+        description='How an exact index is scanned on the CPU: "pca" (the first 128 '
+        "principal components in float16, a short list re-scored exactly), "
+        '"float16" (half the bytes, a short list re-scored exactly), "float32" (exact) or '
+        '"faiss" (FAISS, one query at a time: the path before batching).',
     )
     backend: Literal["faiss", "milvus"] = Field(
         default="faiss",
@@ -130,7 +131,11 @@ class LimitSettings(BaseModel):
 class BatchingSettings(BaseModel):
     max_batch_size: int = Field(default=32, ge=1, description="Queries encoded together.")
     max_wait_ms: float = Field(
-        default=2.0, ge=0.0, le=100.0, description="How long a batch waits for company."
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="How long a query that finds the encoder idle waits for company (0: "
+        "none; under load, batches form while the previous batch encodes).",
     )
     search: Literal["batched", "per-query"] = Field(
         default="batched",
