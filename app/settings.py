@@ -37,10 +37,11 @@ class ModelSettings(BaseModel):
         description="Encoding threads on the CPU (PyTorch's, or ONNX Runtime's per batch); "
         "0 = the runtime's default (all cores).",
     )
-    runtime: Literal["auto", "onnx", "torch"] = Field(
+    runtime: Literal["auto", "openvino", "onnx", "torch"] = Field(
         default="auto",
-        description='What encodes on the CPU: "auto" (ONNX Runtime when installed, else '
-        'PyTorch, logged), "onnx" or "torch". On CUDA it is PyTorch.',
+        description='What encodes on the CPU: "auto" (OpenVINO when installed, else ONNX '
+        'Runtime, else PyTorch, logged), "openvino", "onnx" or "torch". On CUDA it is '
+        "PyTorch.",
     )
 
 

@@ -1,4 +1,5 @@
-"""The ONNX Runtime CPU encoder: `JointModel`'s encode_* with the towers' ONNX graphs.
+"""The CPU encoder: `JointModel`'s encode_* with the towers' exported ONNX graphs, run
+by ONNX Runtime or by OpenVINO (models.openvino_runtime).
 
 It uses the artifact's tokenizer and image preprocessing (the same code decides what
 the towers see) and holds no PyTorch weights: built from `models.artifact.read_artifact`
@@ -9,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from models.config import ModelConfig
-from models.onnx_export import IMAGE_GRAPH, ExportInfo
+from models.onnx_export import IMAGE_GRAPH, PROBE_TEXTS, TEXT_GRAPH, ExportInfo
 from models.tokenizers import Tokenizer, length_sorted_batches
 from models.transforms import ImageInput, ImageTransform
 
@@ -49,13 +50,24 @@ class ModelParts(Protocol):
     def metrics(self) -> Any: ...
 
 
-class OnnxEncoder:
-    """Encodes like `JointModel.encode_images` / `encode_texts`, on the CPU."""
+class Graph(Protocol):
+    """A loaded graph: an ONNX Runtime session, or models.openvino_runtime's."""
 
-    runtime = "onnx"
+    def run(self, output_names: None, input_feed: dict[str, np.ndarray]) -> list[Any]: ...
+
+
+class OnnxEncoder:
+    """Encodes like `JointModel.encode_images` / `encode_texts`, on the CPU, with the
+    exported graphs run by ONNX Runtime (runtime "onnx") or OpenVINO ("openvino")."""
 
     def __init__(
-        self, model: ModelParts, directory: Path, info: ExportInfo, *, threads: int = 0
+        self,
+        model: ModelParts,
+        directory: Path,
+        info: ExportInfo,
+        *,
+        threads: int = 0,
+        runtime: Literal["onnx", "openvino"] = "onnx",
     ) -> None:
         self.model_id: str = model.model_id
         self.config: ModelConfig = model.config
@@ -64,8 +76,37 @@ class OnnxEncoder:
         self.transform = ImageTransform(model.config.preprocess)
         self.export = info
         self.directory = directory
+        self.runtime = runtime
+        self._text: Graph
+        self._image: Graph
         self._text = cpu_session(directory / info.text_graph, threads=threads)
-        self._image = cpu_session(directory / IMAGE_GRAPH, threads=threads)
+        self.text_precision: str = info.text
+        if runtime == "openvino":
+            self._image = self._openvino_graphs(directory, threads)
+        else:
+            self._image = cpu_session(directory / IMAGE_GRAPH, threads=threads)
+
+    def _openvino_graphs(self, directory: Path, threads: int) -> Graph:
+        """The image graph in OpenVINO, and the text graph too when it passes the probes
+        (models.openvino_runtime); ONNX Runtime's text session is the reference."""
+        import openvino as ov
+
+        from models.openvino_runtime import OpenVinoGraph, openvino_text_graph
+
+        core = ov.Core()
+        tokens = self.tokenizer(list(PROBE_TEXTS))
+        feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
+        float32 = cpu_session(directory / TEXT_GRAPH, threads=threads)
+        text = openvino_text_graph(
+            core,
+            directory / TEXT_GRAPH,  # float32: OpenVINO picks its own precision
+            threads=threads,
+            probe_feeds=feeds,
+            reference=float32.run(None, feeds)[0],
+        )
+        if text is not None:
+            self._text, self.text_precision = text, f"{text.precision} (OpenVINO)"
+        return OpenVinoGraph(core, directory / IMAGE_GRAPH, threads=threads, precision="float32")
 
     @property
     def embed_dim(self) -> int:

@@ -1,0 +1,112 @@
+"""The OpenVINO CPU encoder: the exported graphs in OpenVINO, its bfloat16 text tower
+kept only within the cosine bar, and how "auto" chooses the engine."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import JointModel, load_model, read_catalog
+from models import encoders as encoders_module
+from models.artifact import DEFAULT_MODEL_DIR
+from models.encoders import load_encoder
+from models.errors import ModelsError
+
+pytest.importorskip("onnxruntime", reason="the export needs the [onnx] extra")
+ov = pytest.importorskip("openvino", reason="OpenVINO is part of the [onnx] extra")
+
+import models.openvino_runtime as openvino_runtime  # noqa: E402 - after the importorskip
+from models.onnx_encoder import OnnxEncoder  # noqa: E402
+
+SAMPLE_SIZE = 120
+
+
+@pytest.fixture(scope="module")
+def default_model() -> JointModel:
+    return load_model(None, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def default_openvino(tmp_path_factory: pytest.TempPathFactory) -> OnnxEncoder:
+    """The bundled model exported into a temporary copy (never into models/default)."""
+    copy = tmp_path_factory.mktemp("ov") / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy, ignore=shutil.ignore_patterns("onnx"))
+    encoder = load_encoder(copy, device="cpu", runtime="openvino", threads=1)
+    assert isinstance(encoder, OnnxEncoder)
+    return encoder
+
+
+@pytest.mark.slow  # exports the bundled model: half a minute on 2 busy cores
+def test_openvino_embeddings_match_pytorch_on_the_sample(
+    default_model: JointModel, default_openvino: OnnxEncoder, sample_catalog: Path
+) -> None:
+    products = random.Random(1).sample(read_catalog(sample_catalog).products, SAMPLE_SIZE)
+    texts = [p.text for p in products] + ["navy blue checked shirt for men", "red dress"]
+    photos = [p.image for p in products]
+    assert default_openvino.runtime == "openvino"
+    bf16 = openvino_runtime.has_bfloat16(ov.Core())
+    assert default_openvino.text_precision == f"{'bfloat16' if bf16 else 'float32'} (OpenVINO)"
+    text_cos = np.sum(default_openvino.encode_texts(texts) * default_model.encode_texts(texts), 1)
+    image_cos = np.sum(
+        default_openvino.encode_images(photos) * default_model.encode_images(photos), 1
+    )
+    assert text_cos.min() >= openvino_runtime.TEXT_MIN_COSINE
+    assert image_cos.min() >= 0.9999  # the image tower is always float32
+    # Decoded once or not, batched or not: the same rows.
+    prepared = [default_openvino.preprocess(path) for path in photos[:4]]
+    np.testing.assert_allclose(
+        default_openvino.encode_images(prepared),
+        default_openvino.encode_images(photos[:4]),
+        atol=1e-6,
+    )
+    alone = np.concatenate([default_openvino.encode_texts([t]) for t in texts[:6]])
+    np.testing.assert_allclose(default_openvino.encode_texts(texts[:6]), alone, atol=1e-2)
+
+
+def test_the_bfloat16_text_tower_is_kept_only_within_the_bar(
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Probes are checked against ONNX Runtime's float32 text graph: bfloat16 first, then
+    float32; when neither passes, ONNX Runtime keeps the text tower."""
+    artifact = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    monkeypatch.setattr(openvino_runtime, "has_bfloat16", lambda core: True)
+    monkeypatch.setattr(openvino_runtime, "TEXT_MIN_COSINE", 1.01)  # no graph passes
+    with caplog.at_level(logging.WARNING, logger="models.openvino_runtime"):
+        strict = load_encoder(artifact, device="cpu", runtime="openvino")
+    assert isinstance(strict, OnnxEncoder) and strict.text_precision == "float32"
+    assert "OpenVINO's bfloat16 text tower moved a probe" in caplog.text
+    assert "OpenVINO's float32 text tower moved a probe" in caplog.text
+    onnx = load_encoder(artifact, device="cpu", runtime="onnx")
+    texts = ["red dress", "Navy blue checked shirt for men"]
+    np.testing.assert_array_equal(strict.encode_texts(texts), onnx.encode_texts(texts))
+    monkeypatch.setattr(openvino_runtime, "TEXT_MIN_COSINE", -1.0)  # any graph passes
+    loose = load_encoder(artifact, device="cpu", runtime="openvino")
+    assert isinstance(loose, OnnxEncoder) and loose.text_precision == "bfloat16 (OpenVINO)"
+
+
+def test_auto_prefers_openvino_then_onnx_runtime_and_says_so(
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    artifact = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    chosen = load_encoder(artifact, device="cpu")
+    assert isinstance(chosen, OnnxEncoder) and chosen.runtime == "openvino"
+    onnx = load_encoder(artifact, device="cpu", runtime="onnx")
+    assert isinstance(onnx, OnnxEncoder) and onnx.runtime == "onnx"
+    monkeypatch.setattr(encoders_module, "openvino_available", lambda: False)
+    with caplog.at_level(logging.INFO, logger="models.encoders"):
+        fallback = load_encoder(artifact, device="cpu")
+    assert isinstance(fallback, OnnxEncoder) and fallback.runtime == "onnx"
+    assert "OpenVINO is not installed: encoding with ONNX Runtime" in caplog.text
+    with pytest.raises(ModelsError, match=r"runtime 'openvino' needs OpenVINO"):
+        load_encoder(artifact, device="cpu", runtime="openvino")
