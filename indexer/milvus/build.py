@@ -4,6 +4,10 @@ The build encodes through the embedding cache (as the FAISS build does), writes 
 version collection, indexes and loads it, checks its count and model id, records the
 manifest with it and only then moves the alias (indexer.milvus.versions). Any failure
 before the alias moves leaves the published version serving.
+
+The catalogue's attribute names become the collection's attribute columns
+(indexer.milvus.schema.attribute_columns), fixed for the life of the version: an update
+may bring new values, but a new attribute name needs a build.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from indexer.milvus.connection import MilvusLocation, connect, milvus_errors
 from indexer.milvus.schema import (
     ATTRIBUTES_FIELD,
     BACKEND,
+    COLUMNS_KEY,
     ID_FIELD,
+    MAX_ATTRIBUTE_LENGTH,
     MAX_ID_LENGTH,
     MAX_PHOTO_LENGTH,
     MAX_TITLE_LENGTH,
@@ -32,6 +38,7 @@ from indexer.milvus.schema import (
     TITLE_FIELD,
     VECTOR_FIELDS,
     MilvusIndexSpec,
+    attribute_columns,
     choose_milvus_index,
     create_schema,
     facet_values,
@@ -85,13 +92,19 @@ def photo_reference(image: Path, root: Path) -> str:
         return str(image.resolve())
 
 
-def _check_lengths(products: Sequence[Product], root: Path) -> None:
+def check_lengths(products: Sequence[Product], root: Path) -> None:
+    """IndexerError naming the first product whose id, title, photo path or an attribute
+    value is longer than its Milvus field takes (before anything is written)."""
     for product in products:
-        too_long = (
+        too_long = [
             ("id", len(product.id.encode("utf-8")), MAX_ID_LENGTH),
             ("title", len(product.text.encode("utf-8")), MAX_TITLE_LENGTH),
             ("photo path", len(photo_reference(product.image, root).encode()), MAX_PHOTO_LENGTH),
-        )
+        ]
+        too_long += [
+            (f"attribute {name!r}", len(value.encode("utf-8")), MAX_ATTRIBUTE_LENGTH)
+            for name, value in product.attributes.items()
+        ]
         for what, size, limit in too_long:
             if size > limit:
                 raise IndexerError(
@@ -105,9 +118,12 @@ def product_rows(
     encoded: EncodedProducts,
     fused: np.ndarray,
     root: Path,
+    columns: Mapping[str, str],
 ) -> Iterator[dict[str, Any]]:
-    """One Milvus row per product: scalar fields and a vector per target (the rows of
-    `encoded` and `fused` are those of `products`)."""
+    """One Milvus row per product: scalar fields, the value of each attribute column
+    (None where the product lacks the attribute) and a vector per target (the rows of
+    `encoded` and `fused` are those of `products`). columns: {attribute: column}, every
+    attribute of `products` among them (`check_attribute_names`)."""
     vectors = {"image": encoded.image_vectors, "text": encoded.text_vectors, "product": fused}
     for at, product in enumerate(products):
         record: dict[str, Any] = {
@@ -117,6 +133,8 @@ def product_rows(
             PHOTO_SHA_FIELD: encoded.image_sha256[at],
             ATTRIBUTES_FIELD: dict(product.attributes),
         }
+        for name, column in columns.items():
+            record[column] = product.attributes.get(name)
         for target, name in VECTOR_FIELDS.items():
             record[name] = vectors[target][at].astype(np.float32, copy=False)
         yield record
@@ -155,6 +173,23 @@ def attribute_facets(products: Sequence[Product]) -> dict[str, list[str]]:
     return facet_values(values)
 
 
+def check_attribute_names(
+    products: Sequence[Product], columns: Mapping[str, str], collection: str
+) -> None:
+    """IndexerError when a product has an attribute the collection has no column for:
+    columns are fixed when a version is built, so a new attribute name needs a build."""
+    new = sorted({name for product in products for name in product.attributes} - set(columns))
+    if new:
+        listed = ", ".join(repr(name) for name in new)
+        raise IndexerError(
+            f"the catalogue has attribute{'s' if len(new) > 1 else ''} {listed} that the "
+            f"Milvus index {collection} has no column for (it has: "
+            f"{', '.join(repr(name) for name in sorted(columns)) or 'none'}); attribute "
+            "columns are fixed when an index is built, so run `index build --backend "
+            "milvus` with the whole catalogue to add them; nothing was updated"
+        )
+
+
 def count_rows(client: Any, location: MilvusLocation, collection: str) -> int:
     """Rows in the collection, as of now (strong consistency)."""
     with milvus_errors(location, f"counting the products of {collection}"):
@@ -164,19 +199,31 @@ def count_rows(client: Any, location: MilvusLocation, collection: str) -> int:
     return int(rows[0]["count(*)"])
 
 
-def _create_version(client: Any, location: MilvusLocation, dim: int) -> str:
+def _create_version(
+    client: Any, location: MilvusLocation, dim: int, columns: Mapping[str, str]
+) -> str:
     name = next_version(client, location)
     with milvus_errors(location, f"creating the collection {name}"):
-        client.create_collection(name, schema=create_schema(dim), consistency_level="Bounded")
+        client.create_collection(
+            name, schema=create_schema(dim, columns), consistency_level="Bounded"
+        )
     return name
 
 
 def _index_and_load(
-    client: Any, location: MilvusLocation, collection: str, spec: MilvusIndexSpec
+    client: Any,
+    location: MilvusLocation,
+    collection: str,
+    spec: MilvusIndexSpec,
+    columns: Mapping[str, str],
 ) -> None:
+    # Milvus Lite builds the indexes when the collection loads; pymilvus's wait for each
+    # index to finish (polled every 0.5 s: 7 s for 11 attributes) is for a server, which
+    # builds them in the background.
+    wait = not location.is_local
     with milvus_errors(location, f"indexing {collection} ({spec.index_type})"):
         client.flush(collection)
-        client.create_index(collection, index_params(client, spec))
+        client.create_index(collection, index_params(client, spec, columns), sync=wait)
         client.load_collection(collection)
 
 
@@ -210,6 +257,7 @@ def new_manifest(
     weights: Sequence[float],
     images_root: Path,
     facets: Mapping[str, list[str]],
+    columns: Mapping[str, str],
 ) -> Manifest:
     return Manifest(
         format_version=FORMAT_VERSION,
@@ -227,6 +275,7 @@ def new_manifest(
             "index_params": dict(spec.params),
             "images_root": str(images_root),
             "attributes": dict(facets),
+            COLUMNS_KEY: dict(columns),
         },
     )
 
@@ -253,7 +302,8 @@ def build_milvus_index(
     catalog = read_catalog(catalog_path)
     root = Path(catalog_path).resolve().parent
     spec = choose_milvus_index(len(catalog.products), index_params_override)
-    _check_lengths(catalog.products, root)
+    check_lengths(catalog.products, root)
+    attribute_columns(catalog.attribute_names)  # too many, or clashing: say so before encoding
     client = connect(location)
     try:
         leftovers = prune_versions(client, location)  # unfinished versions of killed builds
@@ -269,9 +319,12 @@ def build_milvus_index(
         kept, skipped = kept_products(catalog.products, encoded, catalog.skipped, limit)
         spec = choose_milvus_index(len(kept), index_params_override)
         fused = fuse(encoded.image_vectors, encoded.text_vectors, weights)
-        collection = _create_version(client, location, model.embed_dim)
-        write_rows(client, location, collection, product_rows(kept, encoded, fused, root))
-        _index_and_load(client, location, collection, spec)
+        facets = attribute_facets(kept)
+        columns = attribute_columns(facets)
+        collection = _create_version(client, location, model.embed_dim, columns)
+        rows = product_rows(kept, encoded, fused, root, columns)
+        write_rows(client, location, collection, rows)
+        _index_and_load(client, location, collection, spec, columns)
         manifest = new_manifest(
             model_id=model.model_id,
             dim=model.embed_dim,
@@ -280,7 +333,8 @@ def build_milvus_index(
             collection=collection,
             weights=weights,
             images_root=root,
-            facets=attribute_facets(kept),
+            facets=facets,
+            columns=columns,
         )
         _check_version(client, location, collection, manifest)
         switch_alias(client, location, collection)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from indexer.milvus.connection import MilvusLocation, connect
+from indexer.milvus.schema import columns_of
 from indexer.milvus.versions import list_versions, published
 
 
@@ -25,6 +26,12 @@ def describe_milvus_index(location: MilvusLocation) -> str:
     w_image, w_text = manifest.product_weights or (0.0, 0.0)
     attributes = extra.get("attributes", {})
     names = ", ".join(f"{name} ({len(values)})" for name, values in attributes.items())
+    if names:
+        names += (
+            " (JSON only: filters scan rows; rebuild for indexed columns)"
+            if columns_of(manifest, collection) is None
+            else "; filtered on indexed columns"
+        )
     lines = [
         f"index {location.describe()} -> {collection}",
         f"  version     {collection}, created {manifest.created_at}"

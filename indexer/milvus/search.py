@@ -26,7 +26,13 @@ from indexer.errors import (
 from indexer.filters import Filters
 from indexer.manifest import TARGETS, Manifest, Target, check_model
 from indexer.milvus.connection import MilvusLocation, connect, milvus_errors
-from indexer.milvus.expressions import excluding_ids, filter_expression, ids_expression, literal
+from indexer.milvus.expressions import (
+    excluding_ids,
+    filter_expression,
+    ids_expression,
+    json_filter_expression,
+    literal,
+)
 from indexer.milvus.schema import (
     ATTRIBUTES_FIELD,
     ID_FIELD,
@@ -35,6 +41,7 @@ from indexer.milvus.schema import (
     PHOTO_SHA_FIELD,
     TITLE_FIELD,
     VECTOR_FIELDS,
+    columns_of,
 )
 from indexer.milvus.versions import published
 from indexer.search import Hit, IndexAPI
@@ -65,6 +72,9 @@ class MilvusIndex(IndexAPI):
         self.manifest = manifest
         self.images_dir = images_dir or Path(manifest.extra.get("images_root", "."))
         self._attributes: dict[str, list[str]] = dict(manifest.extra.get("attributes", {}))
+        # {attribute: column}; None for an index built before attribute columns (filters
+        # then run on JSON paths: right, but a row scan on Milvus Lite)
+        self.columns: dict[str, str] | None = columns_of(manifest, collection)
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -112,8 +122,10 @@ class MilvusIndex(IndexAPI):
 
     def expression(self, filters: Filters | None) -> str:
         """The Milvus filter expression of `filters` (UnknownAttributeError for a name the
-        index does not know)."""
-        return filter_expression(filters, self._attributes)
+        index does not know): lookups on the attribute columns."""
+        if self.columns is None:
+            return json_filter_expression(filters, self._attributes)
+        return filter_expression(filters, self.columns)
 
     def _search(self, queries: np.ndarray, k: int, field: str, expr: str) -> list[list[Hit]]:
         if len(queries) == 0:

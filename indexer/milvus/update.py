@@ -8,6 +8,12 @@ one batch of 1,000 after another, as Milvus makes the writes visible (bounded
 consistency: within seconds). The manifest (count, attribute values) is rewritten last;
 replicas read it when they open or reload the index. An update killed part way leaves
 some products changed: run it again (upserts and deletes by id are idempotent).
+
+Attribute columns are fixed when a version is built: an update may bring any new value
+of a known attribute (it is filterable at once; the manifest lists it after the update),
+but an attribute name the collection has no column for is refused before anything is
+written, with the advice to rebuild (`index build --backend milvus`). An index built
+before attribute columns keeps its JSON attributes, written and filtered as before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from indexer.manifest import Manifest, utc_now
 from indexer.milvus.build import (
     MilvusBuildReport,
     attribute_facets,
+    check_attribute_names,
+    check_lengths,
     count_rows,
     default_cache_dir,
     product_rows,
@@ -30,7 +38,7 @@ from indexer.milvus.build import (
 )
 from indexer.milvus.connection import MilvusLocation, connect, milvus_errors
 from indexer.milvus.expressions import ids_expression
-from indexer.milvus.schema import ID_FIELD, MAX_FACET_VALUES, manifest_property
+from indexer.milvus.schema import ID_FIELD, MAX_FACET_VALUES, columns_of, manifest_property
 from indexer.milvus.versions import published
 from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
 from indexer.update import check_update_model, read_update_request, unknown_deletions_error
@@ -84,7 +92,8 @@ def update_milvus_index(
     """Upsert the catalogue's products into the published collection and delete
     `delete_ids` from it, then rewrite its manifest. The model must be the one the index
     was built with (ModelMismatchError); UnknownProductError for an id to delete that
-    the index lacks, before anything is written."""
+    the index lacks, and IndexerError for an attribute name the index has no column for
+    (rebuild to add it), before anything is written."""
     started = time.perf_counter()
     limit = parse_max_skipped(max_skipped)
     catalog, products, deletions = read_update_request(model, catalog_path, delete_ids)
@@ -92,6 +101,11 @@ def update_milvus_index(
     try:
         collection, manifest = published(client, location)
         check_update_model(model, manifest, location.describe())
+        columns = columns_of(manifest, collection)
+        root = Path(manifest.extra["images_root"])
+        if columns is not None:
+            check_attribute_names(products, columns, collection)
+        check_lengths(products, root)
         held = existing_ids(client, location, collection, deletions)
         missing = [product_id for product_id in deletions if product_id not in held]
         if missing:
@@ -114,8 +128,7 @@ def update_milvus_index(
             replaced = len(existing_ids(client, location, collection, [p.id for p in kept]))
             assert manifest.product_weights is not None  # every Milvus index has them
             fused = fuse(encoded.image_vectors, encoded.text_vectors, manifest.product_weights)
-            root = Path(manifest.extra["images_root"])
-            rows = product_rows(kept, encoded, fused, root)
+            rows = product_rows(kept, encoded, fused, root, columns or {})
             write_rows(client, location, collection, rows, upsert=True)
             facets = attribute_facets(kept)
             products = kept

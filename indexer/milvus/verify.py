@@ -1,5 +1,6 @@
-"""Check a published Milvus index: its manifest, counts, fields, indexes and a sample of
-its rows (`fashion-retrieval index verify --backend milvus`)."""
+"""Check a published Milvus index: its manifest, counts, fields (vectors and attribute
+columns), indexes and a sample of its rows (`fashion-retrieval index verify --backend
+milvus`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from indexer.errors import IndexerError
 from indexer.manifest import Manifest
 from indexer.milvus.build import count_rows
 from indexer.milvus.connection import MilvusLocation, connect, milvus_errors
-from indexer.milvus.schema import ID_FIELD, VECTOR_FIELDS
+from indexer.milvus.schema import ID_FIELD, VECTOR_FIELDS, columns_of
 from indexer.milvus.versions import published
 from models.fusion import fuse
 
@@ -50,20 +51,33 @@ def _field_problems(description: dict[str, Any], manifest: Manifest, collection:
                 f"{collection}.{name} holds {dims[name]}-d vectors, the manifest says "
                 f"{manifest.embed_dim}"
             )
+    names = {f["name"] for f in description.get("fields", [])}
+    for attribute, column in sorted((columns_of(manifest, collection) or {}).items()):
+        if column not in names:
+            problems.append(f"{collection} has no column {column!r} for attribute {attribute!r}")
     return problems
 
 
-def _index_problems(client: Any, location: MilvusLocation, collection: str) -> list[str]:
+def _index_problems(
+    client: Any, location: MilvusLocation, collection: str, manifest: Manifest
+) -> list[str]:
     with milvus_errors(location, f"listing the indexes of {collection}"):
         indexed = set(client.list_indexes(collection))
         indexed |= {
             client.describe_index(collection, name).get("field_name", name) for name in indexed
         }
-    return [
+    problems = [
         f"{collection}.{name} has no vector index"
         for name in VECTOR_FIELDS.values()
         if name not in indexed
     ]
+    columns = columns_of(manifest, collection) or {}
+    problems += [
+        f"{collection}.{column} has no scalar index (filters on {attribute!r} scan every row)"
+        for attribute, column in sorted(columns.items())
+        if column not in indexed
+    ]
+    return problems
 
 
 def _sample_problems(
@@ -119,7 +133,7 @@ def verify_milvus_index(location: MilvusLocation) -> MilvusVerifyReport:
             with milvus_errors(location, f"describing {collection}"):
                 description = client.describe_collection(collection)
             problems += _field_problems(description, manifest, collection)
-            problems += _index_problems(client, location, collection)
+            problems += _index_problems(client, location, collection, manifest)
             with milvus_errors(location, f"loading {collection}"):
                 client.load_collection(collection)
             count = count_rows(client, location, collection)
