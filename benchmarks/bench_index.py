@@ -13,7 +13,8 @@ built with indexer.faiss_index exactly as `index build` builds them, so what is
 measured is what ships. Latency is one query at a time on one thread, as the service
 searches; batch q/s uses every thread. Prints one row per index type and setting.
 `--backend milvus` (or `both`, side by side) measures the Milvus backend on the same
-vectors and queries: benchmarks/milvus_bench.py.
+vectors and queries, unfiltered and filtered, beside FAISS `Flat` with the same filter:
+benchmarks/milvus_bench.py.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from indexer.faiss_index import (
 from indexer.knn import faiss_threads
 
 try:  # run as a script: benchmarks/ is on the path
-    from milvus_bench import measure_milvus, print_milvus_table
+    from milvus_bench import measure_faiss_filtered, measure_milvus, print_milvus_table
 except ImportError:  # pragma: no cover - as a module from the repository root
-    from benchmarks.milvus_bench import measure_milvus, print_milvus_table
+    from benchmarks.milvus_bench import measure_faiss_filtered, measure_milvus, print_milvus_table
 
 CHUNK = 100_000
 
@@ -224,6 +225,7 @@ def main() -> None:
     if args.backend != "faiss":
         started = time.perf_counter()
         milvus_rows = measure_milvus(data, queries, args.k, args.milvus_uri)
+        milvus_rows += measure_faiss_filtered(data, queries, args.k)
         print_milvus_table(milvus_rows, args.milvus_uri)
         print(f"({time.perf_counter() - started:.0f} s in all)")
         if args.backend == "milvus":
