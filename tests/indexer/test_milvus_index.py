@@ -287,14 +287,18 @@ def test_verify_and_info(fresh: MilvusLocation, catalog: Path, encoder: FakeEnco
     assert report.ok, report.problems
     info = describe_milvus_index(fresh)
     assert "products    60" in info and "FLAT (exact search)" in info and "(current)" in info
+    assert "; filtered on indexed columns" in info
     client = connect(fresh)
-    try:  # a row removed behind the manifest's back
+    try:  # a row removed behind the manifest's back, and the tag column's index dropped
         client.delete(report.collection, ids=[tagged_rows()[0]["id"]])
         client.flush(report.collection)
+        client.release_collection(report.collection)
+        client.drop_index(report.collection, index_name="attr_tag")
     finally:
         client.close()
     problems = verify_milvus_index(fresh).problems
     assert any("holds 59 products, its manifest says 60" in p for p in problems), problems
+    assert any("attr_tag has no scalar index (filters on 'tag'" in p for p in problems), problems
 
 
 # Tests that write their own index come last: Milvus Lite's gRPC server drops a client
