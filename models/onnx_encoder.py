@@ -79,16 +79,19 @@ class OnnxEncoder:
         self.runtime = runtime
         self._text: Graph
         self._image: Graph
-        self._text = cpu_session(directory / info.text_graph, threads=threads)
         self.text_precision: str = info.text
         if runtime == "openvino":
-            self._image = self._openvino_graphs(directory, threads)
+            self._text, self._image = self._openvino_graphs(directory, info, threads)
         else:
+            self._text = cpu_session(directory / info.text_graph, threads=threads)
             self._image = cpu_session(directory / IMAGE_GRAPH, threads=threads)
 
-    def _openvino_graphs(self, directory: Path, threads: int) -> Graph:
-        """The image graph in OpenVINO, and the text graph too when it passes the probes
-        (models.openvino_runtime); ONNX Runtime's text session is the reference."""
+    def _openvino_graphs(
+        self, directory: Path, info: ExportInfo, threads: int
+    ) -> tuple[Graph, Graph]:
+        """(text, image) graphs: the image graph in OpenVINO, the text graph too when it
+        passes the probes against ONNX Runtime's float32 graph (models.openvino_runtime),
+        else ONNX Runtime's."""
         import openvino as ov
 
         from models.openvino_runtime import OpenVinoGraph, openvino_text_graph
@@ -96,17 +99,22 @@ class OnnxEncoder:
         core = ov.Core()
         tokens = self.tokenizer(list(PROBE_TEXTS))
         feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
-        float32 = cpu_session(directory / TEXT_GRAPH, threads=threads)
-        text = openvino_text_graph(
+        # Only for the probes: a session holds its own copy of the weights.
+        reference = cpu_session(directory / TEXT_GRAPH, threads=1).run(None, feeds)[0]
+        fast = openvino_text_graph(
             core,
             directory / TEXT_GRAPH,  # float32: OpenVINO picks its own precision
             threads=threads,
             probe_feeds=feeds,
-            reference=float32.run(None, feeds)[0],
+            reference=reference,
         )
-        if text is not None:
-            self._text, self.text_precision = text, f"{text.precision} (OpenVINO)"
-        return OpenVinoGraph(core, directory / IMAGE_GRAPH, threads=threads, precision="float32")
+        text: Graph
+        if fast is None:
+            text = cpu_session(directory / info.text_graph, threads=threads)
+        else:
+            text, self.text_precision = fast, f"{fast.precision} (OpenVINO)"
+        image = OpenVinoGraph(core, directory / IMAGE_GRAPH, threads=threads, precision="float32")
+        return text, image
 
     @property
     def embed_dim(self) -> int:
