@@ -135,8 +135,8 @@ def build_index(
     return BuildReport(
         final,
         manifest,
-        encoded.encoded_images,
-        encoded.encoded_texts,
+        encoded_images=encoded.encoded_images,
+        encoded_texts=encoded.encoded_texts,
         skipped_rows=len(skipped),
         added=len(kept),
         seconds=time.perf_counter() - started,

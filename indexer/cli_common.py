@@ -6,25 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-
-class PublishedWork(Protocol):
-    """The counts a build or update reports (indexer.versions.BuildReport,
-    indexer.milvus.build.MilvusBuildReport)."""
-
-    @property
-    def encoded_images(self) -> int: ...
-    @property
-    def encoded_texts(self) -> int: ...
-    @property
-    def added(self) -> int: ...
-    @property
-    def replaced(self) -> int: ...
-    @property
-    def deleted(self) -> int: ...
-    @property
-    def seconds(self) -> float: ...
+from indexer.versions import PublishedCounts
 
 
 def encoding_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,7 +32,7 @@ def report_skipped(skipped: Sequence[str], first: int = 5) -> None:
             print(f"  (and {len(skipped) - first} more)", file=sys.stderr)
 
 
-def describe_work(report: PublishedWork) -> str:
+def describe_work(report: PublishedCounts) -> str:
     """'[N added, N replaced, N deleted; ]encoded N images and N texts (the rest from the
     cache) in S s': the changes only when something was replaced or deleted."""
     changes = (

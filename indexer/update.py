@@ -251,8 +251,8 @@ def update_index(
     return BuildReport(
         final,
         manifest,
-        encoded.encoded_images if encoded else 0,
-        encoded.encoded_texts if encoded else 0,
+        encoded_images=encoded.encoded_images if encoded else 0,
+        encoded_texts=encoded.encoded_texts if encoded else 0,
         skipped_rows=len(skipped),
         added=len(products) - plan.replaced,
         replaced=plan.replaced,

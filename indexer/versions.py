@@ -46,12 +46,10 @@ from models.images import DEFAULT_MAX_PIXELS
 CACHE_DIR = "cache"
 
 
-@dataclass(frozen=True)
-class BuildReport:
-    """What a build or update published."""
+@dataclass(frozen=True, kw_only=True)
+class PublishedCounts:
+    """What a build or update encoded, skipped and changed, on either backend."""
 
-    version_dir: Path
-    manifest: Manifest
     encoded_images: int = 0
     encoded_texts: int = 0
     skipped_rows: int = 0
@@ -60,6 +58,14 @@ class BuildReport:
     deleted: int = 0
     seconds: float = 0.0
     skipped: tuple[str, ...] = ()  # "id: why" for each skipped row
+
+
+@dataclass(frozen=True)
+class BuildReport(PublishedCounts):
+    """What a build or update published in a FAISS index directory."""
+
+    version_dir: Path
+    manifest: Manifest
 
 
 @contextmanager

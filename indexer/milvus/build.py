@@ -47,7 +47,7 @@ from indexer.milvus.schema import (
 )
 from indexer.milvus.versions import next_version, prune_versions, read_manifest, switch_alias
 from indexer.skips import DEFAULT_MAX_SKIPPED, parse_max_skipped
-from indexer.versions import encode_with_cache, kept_products
+from indexer.versions import PublishedCounts, encode_with_cache, kept_products
 from models.catalog import Product, read_catalog
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, check_weights, fuse
 from models.images import DEFAULT_MAX_PIXELS
@@ -58,20 +58,12 @@ DEFAULT_CACHE_ROOT = Path("var") / "milvus-cache"
 
 
 @dataclass(frozen=True)
-class MilvusBuildReport:
+class MilvusBuildReport(PublishedCounts):
     """What a Milvus build or update published."""
 
     location: MilvusLocation
     collection: str
     manifest: Manifest
-    encoded_images: int = 0
-    encoded_texts: int = 0
-    skipped_rows: int = 0
-    added: int = 0
-    replaced: int = 0
-    deleted: int = 0
-    seconds: float = 0.0
-    skipped: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()  # collections removed: unfinished ones, and old versions
 
 
@@ -345,8 +337,8 @@ def build_milvus_index(
         location,
         collection,
         manifest,
-        encoded.encoded_images,
-        encoded.encoded_texts,
+        encoded_images=encoded.encoded_images,
+        encoded_texts=encoded.encoded_texts,
         skipped_rows=len(skipped),
         added=len(kept),
         seconds=time.perf_counter() - started,

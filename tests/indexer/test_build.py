@@ -200,3 +200,19 @@ def test_a_bad_skip_limit_is_refused_before_encoding(
     with pytest.raises(IndexerError, match="--max-skipped takes"):
         build_index(small_catalog, fake_encoder, tmp_path / "idx", max_skipped=limit)
     assert fake_encoder.images_encoded == 0
+
+
+def test_both_backends_report_the_same_counts_by_keyword_only(tmp_path: Path) -> None:
+    """The counts are one dataclass (indexer.versions.PublishedCounts) that both build
+    reports extend; they are keyword-only, so a positional count is refused rather than
+    landing in the wrong field."""
+    from indexer.milvus.build import MilvusBuildReport
+    from indexer.versions import BuildReport, PublishedCounts
+
+    manifest = object()  # only stored
+    report = BuildReport(tmp_path, manifest, encoded_images=3, added=2)  # type: ignore[arg-type]
+    assert isinstance(report, PublishedCounts)
+    assert (report.encoded_images, report.encoded_texts, report.added) == (3, 0, 2)
+    with pytest.raises(TypeError):
+        BuildReport(tmp_path, manifest, 3)  # type: ignore[arg-type, misc]
+    assert issubclass(MilvusBuildReport, PublishedCounts)
