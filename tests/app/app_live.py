@@ -53,11 +53,22 @@ def server_env(base: dict[str, str], **settings: str) -> dict[str, str]:
     return env
 
 
+def _interruptible() -> None:
+    """In the child before exec: Ctrl+C's default action. A shell starts background jobs
+    with SIGINT ignored, which Python would inherit, and `stop` would not be Ctrl+C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_server(command: list[str], *, env: dict[str, str], log: Path, port: int) -> LiveServer:
     """Start `command` (which must listen on 127.0.0.1:`port`) and wait until /readyz is 200."""
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_interruptible,
         )
     server = LiveServer(process, f"http://127.0.0.1:{port}", port, log)
     deadline = time.monotonic() + START_TIMEOUT_S
