@@ -111,8 +111,9 @@ class OnnxEncoder:
         text: Graph
         if fast is None:
             text = cpu_session(directory / info.text_graph, threads=threads)
+            self.text_precision = f"{info.text}, run by ONNX Runtime"
         else:
-            text, self.text_precision = fast, f"{fast.precision} (OpenVINO)"
+            text, self.text_precision = fast, fast.precision
         image = OpenVinoGraph(core, directory / IMAGE_GRAPH, threads=threads, precision="float32")
         return text, image
 

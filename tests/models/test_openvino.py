@@ -50,7 +50,7 @@ def test_openvino_embeddings_match_pytorch_on_the_sample(
     photos = [p.image for p in products]
     assert default_openvino.runtime == "openvino"
     bf16 = openvino_runtime.has_bfloat16(ov.Core())
-    assert default_openvino.text_precision == f"{'bfloat16' if bf16 else 'float32'} (OpenVINO)"
+    assert default_openvino.text_precision == ("bfloat16" if bf16 else "float32")
     text_cos = np.sum(default_openvino.encode_texts(texts) * default_model.encode_texts(texts), 1)
     image_cos = np.sum(
         default_openvino.encode_images(photos) * default_model.encode_images(photos), 1
@@ -81,7 +81,8 @@ def test_the_bfloat16_text_tower_is_kept_only_within_the_bar(
     monkeypatch.setattr(openvino_runtime, "TEXT_MIN_COSINE", 1.01)  # no graph passes
     with caplog.at_level(logging.WARNING, logger="models.openvino_runtime"):
         strict = load_encoder(artifact, device="cpu", runtime="openvino")
-    assert isinstance(strict, OnnxEncoder) and strict.text_precision == "float32"
+    assert isinstance(strict, OnnxEncoder)
+    assert strict.text_precision == "float32, run by ONNX Runtime"
     assert "OpenVINO's bfloat16 text tower moved a probe" in caplog.text
     assert "OpenVINO's float32 text tower moved a probe" in caplog.text
     onnx = load_encoder(artifact, device="cpu", runtime="onnx")
@@ -89,7 +90,7 @@ def test_the_bfloat16_text_tower_is_kept_only_within_the_bar(
     np.testing.assert_array_equal(strict.encode_texts(texts), onnx.encode_texts(texts))
     monkeypatch.setattr(openvino_runtime, "TEXT_MIN_COSINE", -1.0)  # any graph passes
     loose = load_encoder(artifact, device="cpu", runtime="openvino")
-    assert isinstance(loose, OnnxEncoder) and loose.text_precision == "bfloat16 (OpenVINO)"
+    assert isinstance(loose, OnnxEncoder) and loose.text_precision == "bfloat16"
 
 
 def test_auto_prefers_openvino_then_onnx_runtime_and_says_so(
