@@ -37,6 +37,9 @@ Storage = Literal["float32", "float16", "pca"]
 PCA_DIMS = 128
 # The principal components are fitted on at most this many vectors (evenly spaced).
 PCA_FIT_ROWS = 50_000
+# Rows per step when fitting and projecting: the float64 / float32 temporaries stay a
+# few MB however large the index (opening it must not need a second copy of it).
+PCA_CHUNK_ROWS = 8_192
 Row = list[tuple[int, float]]  # (product number, score), best first
 # Below this share of allowed vectors, their rows are gathered and scanned alone;
 # above it, everything is scanned and the others are masked (cheaper than the copy).
@@ -56,13 +59,24 @@ def principal_axes(vectors: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarr
     Centering does not change a query's ranking: q.x = q.mean + q.(x - mean), and the
     first term is the same for every x.
     """
-    step = max(1, len(vectors) // PCA_FIT_ROWS)
-    sample = vectors[::step].astype(np.float64)
-    mean = sample.mean(axis=0)
-    centred = sample - mean
-    _, axes = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    sample = vectors[:: max(1, len(vectors) // PCA_FIT_ROWS)]  # a view
+    mean = sample.mean(axis=0, dtype=np.float64)
+    scatter = np.zeros((vectors.shape[1], vectors.shape[1]))
+    for start in range(0, len(sample), PCA_CHUNK_ROWS):
+        centred = sample[start : start + PCA_CHUNK_ROWS] - mean  # float64, one chunk
+        scatter += centred.T @ centred
+    _, axes = np.linalg.eigh(scatter)  # ascending eigenvalues
     top = axes[:, ::-1][:, :dims]
     return mean.astype(np.float32), np.ascontiguousarray(top, dtype=np.float32)
+
+
+def project(vectors: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> torch.Tensor:
+    """(N, dims) float16 coordinates of the rows on `axes`, a chunk at a time."""
+    out = torch.empty((len(vectors), axes.shape[1]), dtype=torch.float16)
+    for start in range(0, len(vectors), PCA_CHUNK_ROWS):
+        chunk = vectors[start : start + PCA_CHUNK_ROWS] - mean
+        out[start : start + len(chunk)] = torch.from_numpy(chunk @ axes)
+    return out
 
 
 def check_scan(scan: str) -> Scan:
@@ -92,8 +106,7 @@ class FlatScan:
         if storage == "pca" and n > 0 and dim > PCA_DIMS:
             mean, axes = principal_axes(self._float32, PCA_DIMS)
             self._projection = torch.from_numpy(axes)
-            reduced = torch.from_numpy(self._float32 - mean) @ self._projection
-            self._matrix = reduced.to(torch.float16)
+            self._matrix = project(self._float32, mean, axes)
         elif storage == "float32":
             self._matrix = torch.from_numpy(self._float32)
         else:  # float16, and "pca" of vectors no longer than PCA_DIMS

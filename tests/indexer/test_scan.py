@@ -13,7 +13,7 @@ from indexer import open_index
 from indexer.errors import IndexerError
 from indexer.faiss_index import IndexSpec, create_index, remove_vectors
 import indexer.scan
-from indexer.scan import FlatScan, principal_axes, shortlist
+from indexer.scan import FlatScan, principal_axes, project, shortlist
 
 DIM = 32
 
@@ -106,9 +106,18 @@ def _low_rank(n: int, rank: int, seed: int) -> np.ndarray:
     return _unit(codes @ basis.T + 0.01 * rng.standard_normal((n, DIM)))
 
 
-def test_principal_axes_find_the_spread_and_are_orthonormal() -> None:
+def test_principal_axes_find_the_spread_and_are_orthonormal(monkeypatch) -> None:
+    monkeypatch.setattr(indexer.scan, "PCA_CHUNK_ROWS", 7)  # many uneven chunks
     vectors = _low_rank(2000, rank=6, seed=8)
     mean, axes = principal_axes(vectors, 6)
+    # Chunked as in one piece: numpy's own eigenvectors (up to sign), and the projection.
+    centred = vectors.astype(np.float64) - vectors.mean(axis=0, dtype=np.float64)
+    expected = np.linalg.eigh(centred.T @ centred)[1][:, ::-1][:, :6]
+    np.testing.assert_allclose(mean, vectors.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(axes * expected, axis=0)), 1.0, atol=1e-4)
+    np.testing.assert_allclose(
+        project(vectors, mean, axes).float().numpy(), (vectors - mean) @ axes, atol=2e-3
+    )
     assert axes.shape == (DIM, 6) and mean.shape == (DIM,)
     np.testing.assert_allclose(axes.T @ axes, np.eye(6), atol=1e-5)
     centred = vectors - mean
