@@ -132,7 +132,7 @@ def _cpu_engine(runtime: Runtime) -> Literal["openvino", "onnx"] | None:
 
 
 def _onnx_encoder(
-    path: str | Path | None, threads: int, engine: Literal["openvino", "onnx"] = "onnx"
+    path: str | Path | None, threads: int, engine: Literal["openvino", "onnx"]
 ) -> OnnxEncoder:
     """The artifact's exported graphs, exported first when missing. When they exist the
     PyTorch weights are never loaded (a smaller process)."""
