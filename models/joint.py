@@ -14,7 +14,13 @@ from models.config import ModelConfig
 from models.heads import build_head
 from models.image_encoders import build_image_encoder
 from models.text_encoders import build_text_encoder
-from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer, length_sorted_batches
+from models.tokenizers import (
+    MiniLMTokenizer,
+    Tokenizer,
+    Tokens,
+    WordTokenizer,
+    length_sorted_batches,
+)
 from models.transforms import ImageInput, ImageTransform
 
 
@@ -86,7 +92,13 @@ class JointModel(nn.Module):
         )
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return {name: t.to(self.device) for name, t in self.tokenizer(texts).items()}
+        """The tokenizer's int64 arrays as tensors on the model's device."""
+        return self.to_device(self.tokenizer(texts))
+
+    def to_device(self, tokens: Tokens) -> dict[str, torch.Tensor]:
+        """Tokenizer output (numpy) -> tensors on the model's device."""
+        device = self.device
+        return {name: torch.from_numpy(t).to(device) for name, t in tokens.items()}
 
     def preprocess(self, image: ImageInput) -> np.ndarray:
         """A photo -> the (3, H, W) float32 array `encode_images` takes as it is: decode
@@ -113,8 +125,8 @@ class JointModel(nn.Module):
         """Titles or queries -> (N, embed_dim) float32, L2-normalised."""
         self.eval()
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
-        for rows, tokens in length_sorted_batches(self.tokenize, texts, batch_size):
-            out[rows] = self._normalised(self.embed_texts(tokens))
+        for rows, tokens in length_sorted_batches(self.tokenizer, texts, batch_size):
+            out[rows] = self._normalised(self.embed_texts(self.to_device(tokens)))
         return out
 
     @staticmethod

@@ -3,7 +3,8 @@ by ONNX Runtime or by OpenVINO (models.openvino_runtime).
 
 It uses the artifact's tokenizer and image preprocessing (the same code decides what
 the towers see) and holds no PyTorch weights: built from `models.artifact.read_artifact`
-once the graphs exist, the towers' weights are never loaded into PyTorch at all.
+once the graphs exist, the towers' weights are never loaded into PyTorch at all, and
+PyTorch is not even imported (nothing here or in what it imports needs it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from models.config import ModelConfig
 from models.onnx_export import IMAGE_GRAPH, PROBE_TEXTS, TEXT_GRAPH, ExportInfo
@@ -97,8 +97,7 @@ class OnnxEncoder:
         from models.openvino_runtime import OpenVinoGraph, openvino_text_graph
 
         core = ov.Core()
-        tokens = self.tokenizer(list(PROBE_TEXTS))
-        feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
+        feeds = self.tokenizer(list(PROBE_TEXTS))
         # Only for the probes: a session holds its own copy of the weights.
         reference = cpu_session(directory / TEXT_GRAPH, threads=1).run(None, feeds)[0]
         fast = openvino_text_graph(
@@ -122,8 +121,10 @@ class OnnxEncoder:
         return self.config.embed_dim
 
     @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
+    def device(self) -> str:
+        """Where it encodes, for logs and reports ("cpu"; JointModel's is a
+        torch.device, which would import PyTorch)."""
+        return "cpu"
 
     def preprocess(self, image: ImageInput) -> np.ndarray:
         """A photo -> the (3, H, W) float32 array `encode_images` takes as it is."""
@@ -142,6 +143,6 @@ class OnnxEncoder:
         """Titles or queries -> (N, embed_dim) float32, L2-normalised."""
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
         for rows, tokens in length_sorted_batches(self.tokenizer, texts, batch_size):
-            feeds = {name: np.ascontiguousarray(tensor.numpy()) for name, tensor in tokens.items()}
+            feeds = {name: np.ascontiguousarray(ids) for name, ids in tokens.items()}
             out[rows] = self._text.run(None, feeds)[0]
         return out

@@ -16,6 +16,9 @@ a minimum cosine of 0.9928 over its 3,032 test titles and category values and 0.
 over 5,000 of its titles and attribute values (0.9958 on the sample's titles), and moved
 category P@1 by up to 0.015 (benchmarks/bench_scan.py --compare-torch). The image tower is never quantised:
 dynamic int8 convolutions are slower in ONNX Runtime.
+
+This module imports no PyTorch: the CPU encoder reads the cache and export.json with it
+in a process that never loads PyTorch; the tracing itself is models.onnx_trace.
 """
 
 from __future__ import annotations
@@ -24,18 +27,17 @@ import json
 import logging
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from models.errors import ModelsError
-from models.joint import JointModel
+
+if TYPE_CHECKING:
+    from models.joint import JointModel
 
 logger = logging.getLogger(__name__)
 
@@ -101,25 +103,6 @@ class ExportInfo:
         return TEXT_INT8_GRAPH if self.text == "int8" else TEXT_GRAPH
 
 
-class _TextGraph(nn.Module):
-    def __init__(self, model: JointModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        tokens = {"input_ids": input_ids, "attention_mask": attention_mask}
-        return F.normalize(self.model.embed_texts(tokens).float(), dim=-1)
-
-
-class _ImageGraph(nn.Module):
-    def __init__(self, model: JointModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.embed_images(pixels).float(), dim=-1)
-
-
 def cache_dir_for(artifact_dir: Path, model_id: str) -> Path:
     """Where the graphs of a model live: next to the artifact when that folder is
     writable (or already holds them), else in the user's cache folder."""
@@ -156,13 +139,15 @@ def export_onnx(
     """Write the model's graphs into `directory` (replaced whole once complete)."""
     import onnxruntime  # the caller has checked it is installed
 
+    from models.onnx_trace import export_graphs, torch_version
+
     model = model.cpu().eval()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        _export_graphs(model, staging)
+        export_graphs(model, staging)
         cosine = _try_int8(model, staging, probe_texts) if int8 else None
         use_int8 = cosine is not None and cosine >= INT8_MIN_COSINE
         if cosine is not None and not use_int8:
@@ -175,7 +160,7 @@ def export_onnx(
             "float32",
             None if cosine is None else round(cosine, 6),
             len(probe_texts),
-            torch.__version__,
+            torch_version(),
             onnxruntime.__version__,
         )
         (staging / EXPORT_INFO).write_text(json.dumps(asdict(info), indent=2) + "\n", "utf-8")
@@ -191,38 +176,6 @@ def export_onnx(
         "" if cosine is None else f"; int8 min cosine {cosine:.4f} on {len(probe_texts)} probes",
     )
     return info
-
-
-def _export_graphs(model: JointModel, directory: Path) -> None:
-    tokens = model.tokenize(["navy blue checked shirt for men", "red dress"])
-    config = model.config.preprocess
-    pixels = torch.zeros((2, 3, config.height, config.width))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's tracer warnings are noise here
-        torch.onnx.export(
-            _TextGraph(model),
-            (tokens["input_ids"], tokens["attention_mask"]),
-            str(directory / TEXT_GRAPH),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "tokens"},
-                "attention_mask": {0: "batch", 1: "tokens"},
-                "embedding": {0: "batch"},
-            },
-            opset_version=OPSET,
-            dynamo=False,
-        )
-        torch.onnx.export(
-            _ImageGraph(model),
-            (pixels,),
-            str(directory / IMAGE_GRAPH),
-            input_names=["pixels"],
-            output_names=["embedding"],
-            dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
 
 
 def _try_int8(model: JointModel, directory: Path, probe_texts: Sequence[str]) -> float | None:
@@ -258,8 +211,7 @@ def _try_int8(model: JointModel, directory: Path, probe_texts: Sequence[str]) ->
     from models.onnx_encoder import cpu_session  # one session factory for both
 
     session = cpu_session(directory / TEXT_INT8_GRAPH, threads=0)
-    tokens = model.tokenizer(list(probe_texts))
-    feeds = {name: tensor.numpy() for name, tensor in tokens.items()}
+    feeds = model.tokenizer(list(probe_texts))
     quantised = session.run(None, feeds)[0]
     reference = model.encode_texts(list(probe_texts))
     return float(np.min(np.sum(quantised * reference, axis=1)))

@@ -2,19 +2,24 @@
 
 `ImageTransform.pixels` is numpy only, so it can run in the service's decoding threads
 and the indexer's decoding processes; the encoders take its (3, H, W) arrays as they are.
+Only the tensor methods training uses (`__call__`, `batch`) import PyTorch, when called:
+the CPU service never imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from models.config import PreprocessConfig
 from models.images import open_image, to_rgb
+
+if TYPE_CHECKING:
+    import torch
 
 # A photo as the encoders accept it; an ndarray is a (3, H, W) ImageTransform.pixels output.
 ImageInput = str | Path | bytes | Image.Image | np.ndarray
@@ -39,7 +44,7 @@ def letterbox(image: Image.Image, height: int, width: int) -> Image.Image:
 
 
 class ImageTransform:
-    """RGB PIL image -> (3, H, W) float32 tensor, letterboxed and normalised."""
+    """RGB PIL image -> (3, H, W) float32 array (or tensor), letterboxed and normalised."""
 
     def __init__(self, config: PreprocessConfig) -> None:
         self.config = config
@@ -47,6 +52,9 @@ class ImageTransform:
         self._std = np.asarray(config.std, dtype=np.float32).reshape(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        """(3, H, W) float32 tensor, for training."""
+        import torch
+
         return torch.from_numpy(self.pixels(to_rgb(image)))
 
     def pixels(self, image: Image.Image) -> np.ndarray:
@@ -70,5 +78,7 @@ class ImageTransform:
         return np.stack([self.prepare(image) for image in images])
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """(B, 3, H, W) float32."""
+        """(B, 3, H, W) float32 tensor, for training."""
+        import torch
+
         return torch.stack([self(image) for image in images])

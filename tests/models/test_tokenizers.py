@@ -1,4 +1,5 @@
-"""models.tokenizers.WordTokenizer: the seed's word split, vocabulary, UNK and padding."""
+"""models.tokenizers: the seed's word split, vocabulary, UNK and padding; MiniLM's
+WordPiece as transformers runs it; numpy int64 output, tensors only in JointModel."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import pytest
 import torch
 
 from models import ArtifactError, JointModel
-from models.tokenizers import PAD, UNK, WordTokenizer, length_sorted_batches, split_words
+from models.tokenizers import (
+    PAD,
+    UNK,
+    MiniLMTokenizer,
+    WordTokenizer,
+    length_sorted_batches,
+    minilm_path,
+    offline_hub,
+    split_words,
+)
 
 
 def test_split_words_lower_cases_and_splits_punctuation() -> None:
@@ -40,7 +50,7 @@ def test_ids_unknown_words_padding_and_mask() -> None:
     index = tokenizer.index
     out = tokenizer(["Red Shirt", "green cap, blue", ""])
     unk = index[UNK]
-    assert out["input_ids"].dtype == torch.long and out["attention_mask"].dtype == torch.long
+    assert out["input_ids"].dtype == np.int64 and out["attention_mask"].dtype == np.int64
     assert out["input_ids"].tolist() == [
         [index["red"], index["shirt"], 0, 0],
         [unk, index["cap"], unk, index["blue"]],  # "green" and "," are not in the vocabulary
@@ -63,7 +73,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert loaded.words == tokenizer.words and loaded.max_length == 7
     texts = ["red cap", "unknown words here"]
     for name, tensor in tokenizer(texts).items():
-        assert torch.equal(loaded(texts)[name], tensor)
+        np.testing.assert_array_equal(loaded(texts)[name], tensor)
 
 
 def test_bad_vocabularies_raise_artifact_error(tmp_path: Path) -> None:
@@ -86,7 +96,7 @@ def test_length_sorted_batches_cover_every_text_once_trimmed_to_their_longest() 
     for rows, tokens in batches:  # each row keeps its own tokens, only padding is cut
         full = tokenizer([texts[r] for r in rows])
         width = tokens["input_ids"].shape[1]
-        assert torch.equal(tokens["input_ids"], full["input_ids"][:, :width])
+        np.testing.assert_array_equal(tokens["input_ids"], full["input_ids"][:, :width])
         assert full["attention_mask"][:, width:].sum() == 0
     assert list(length_sorted_batches(tokenizer, [], batch_size=2)) == []
 
@@ -98,3 +108,45 @@ def test_text_embeddings_do_not_depend_on_the_batching(tiny_model: JointModel) -
         np.testing.assert_allclose(
             tiny_model.encode_texts(texts, batch_size=batch_size), alone, atol=1e-6
         )
+
+
+MINILM_TEXTS = [
+    "Turtle Check Men Navy Blue Shirt",
+    "Puma Women Black Running Shoes",
+    "",
+    " ",
+    "MEN'S T-SHIRT!!! (2-pack) #1 @home",
+    "Café Crème Brûlée  naïve",
+    "日本語のテキスト",
+    "emoji 👗👠 and \uff26\uff55\uff4c\uff4c width",
+    "\t\n x \u200b y",
+    " ".join(["word"] * 80),
+    "a" * 300,
+]
+
+
+@pytest.mark.parametrize("max_length", [8, 48])
+def test_minilm_tokens_are_transformers_tokens(max_length: int) -> None:
+    """The `tokenizers` library runs tokenizer.json as transformers' AutoTokenizer does:
+    the same ids and mask, padded to the longest, truncated at max_length."""
+    offline_hub()
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
+    expected = reference(
+        MINILM_TEXTS, padding=True, truncation=True, max_length=max_length, return_tensors="np"
+    )
+    out = MiniLMTokenizer(max_length)(MINILM_TEXTS)
+    assert set(out) == {"input_ids", "attention_mask"}
+    for name, ids in out.items():
+        assert ids.dtype == np.int64
+        np.testing.assert_array_equal(ids, expected[name])
+    assert out["input_ids"].shape[1] == max_length  # the long texts are cut
+
+
+def test_joint_model_tokenize_gives_tensors_on_its_device(tiny_model: JointModel) -> None:
+    tokens = tiny_model.tokenize(["red shirt", "blue"])
+    raw = tiny_model.tokenizer(["red shirt", "blue"])
+    for name, tensor in tokens.items():
+        assert tensor.dtype == torch.long and tensor.device == tiny_model.device
+        np.testing.assert_array_equal(tensor.numpy(), raw[name])
