@@ -1,5 +1,11 @@
 """Inference-side building blocks: catalogue reading, image decoding, encoders and the
-model artifact. Imports nothing else of this project."""
+model artifact. Imports nothing else of this project.
+
+Importing the package imports no PyTorch (the CPU service runs without it): the names
+that need it, JointModel and build_model, are loaded on first use (__getattr__).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from models.artifact import (
     DEFAULT_MODEL_DIR,
@@ -19,7 +25,12 @@ from models.config import (
 from models.errors import ArtifactError, CatalogError, ConfigError, ImageDecodeError, ModelsError
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, fuse
 from models.images import open_image
-from models.joint import JointModel, build_model
+
+if TYPE_CHECKING:
+    from models.joint import JointModel, build_model
+
+# Name -> the module defining it, imported when the name is first asked for.
+_LAZY = {"JointModel": "models.joint", "build_model": "models.joint"}
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -47,3 +58,14 @@ __all__ = [
     "save_artifact",
     "write_metrics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`models.JointModel` / `from models import build_model`: imports PyTorch then."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

@@ -6,7 +6,8 @@ times faster than in PyTorch (the depthwise convolutions of EfficientNet above a
 faster again on CPUs with bfloat16 units; models.openvino_runtime), else with ONNX
 Runtime; both come with `pip install "fashion-retrieval[onnx]"`. PyTorch stays the path
 on CUDA, and is the fallback, with a log line, when neither is installed or a model
-cannot be exported.
+cannot be exported. PyTorch is imported only on those paths, and to export graphs that
+are missing: a CPU process with the graphs exported never imports it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
-from models.artifact import load_model, read_artifact, resolve_device
+from models.artifact import device_type, load_model, read_artifact
 from models.errors import ArtifactError, ModelsError
-from models.joint import JointModel
 
 if TYPE_CHECKING:
+    import torch
+
+    from models.joint import JointModel
     from models.onnx_encoder import OnnxEncoder
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def load_encoder(
         raise ModelsError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     if runtime == "torch":
         return load_model(path, device=device)
-    if resolve_device(device).type != "cpu":
+    if device_type(device) != "cpu":
         if runtime != "auto":
             logger.info("the model runs on CUDA: encoding with PyTorch there")
         return load_model(path, device=device)

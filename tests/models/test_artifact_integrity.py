@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import models.artifact
+import models.artifact_weights
 import models.joint
 from models import ArtifactError, JointModel, ModelConfig, build_model, load_model, save_artifact
 from models.artifact import CHECKSUMS, CONFIG, DEFAULT_MODEL_DIR, _model_id
@@ -117,7 +118,7 @@ def test_a_crash_mid_save_leaves_the_previous_artifact(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(models.artifact, "save_file", disk_full)
+    monkeypatch.setattr(models.artifact_weights, "save_file", disk_full)
     with pytest.raises(OSError, match="No space left"):
         save_artifact(model, target)
     assert load_model(target, device="cpu").model_id == before
