@@ -8,12 +8,11 @@ serves an index of another model).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
-import torch
 
 from app.milvus_backend import milvus_opener, open_or_build_milvus
 from app.protocols import Encoder, SearchIndex
@@ -21,7 +20,7 @@ from app.settings import IndexSettings, ModelSettings, Settings
 from indexer import build_index, open_index
 from indexer.errors import IndexNotFoundError, ModelMismatchError
 from indexer.manifest import check_model
-from models import JointModel
+from indexer.scan import set_blas_threads
 from models.encoders import load_encoder as load_runtime_encoder
 
 logger = logging.getLogger(__name__)
@@ -46,13 +45,25 @@ def load_encoder(settings: ModelSettings) -> Encoder:
     encoder = load_runtime_encoder(
         settings.path, settings.device, runtime=settings.runtime, threads=settings.threads
     )
-    if not isinstance(encoder, JointModel):
-        # PyTorch only scans the index now (indexer.scan): one thread per search, as FAISS.
+    # The index scans (indexer.scan, numpy's BLAS): one thread per search, as FAISS.
+    set_blas_threads(1)
+    torch = sys.modules.get("torch")  # never imported here: the CPU encoders run without it
+    if torch is None:
+        return encoder
+    if not _runs_on_torch(encoder):
+        # PyTorch scans only with scan "float16", or was loaded to export the graphs.
         torch.set_num_threads(1)
     elif settings.threads:
         # Process-wide; on a CPU shared with other busy processes fewer threads spin less.
         torch.set_num_threads(settings.threads)
     return encoder
+
+
+def _runs_on_torch(encoder: Encoder) -> bool:
+    """A JointModel (runtime "torch", CUDA, or the fallback), told without importing
+    models.joint, which imports PyTorch."""
+    joint = sys.modules.get("models.joint")
+    return joint is not None and isinstance(encoder, joint.JointModel)
 
 
 def default_opener(

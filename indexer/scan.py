@@ -12,24 +12,34 @@ Storage ("scan"):
   vectors, so the returned scores and their order are exact; only a true top-k item
   that float16 rounding pushed out of the short list can be missed
   (benchmarks/bench_scan.py measures that recall on a real index).
-- "pca": the same with a float16 copy of the vectors' first `PCA_DIMS` principal
-  components (an eighth of the bytes of 512-d float32) and a longer short list. Learnt
+- "pca": the same with a float32 copy of the vectors' first `PCA_DIMS` principal
+  components (a quarter of the bytes of 512-d float32) and a longer short list. Learnt
   embeddings keep almost all their variance in few directions (99% in 128 of 512 for
   the bundled model's photos), so the coarse scores rank the true top k well inside
   the short list; the scores returned are again exact.
 - "faiss": no FlatScan; FAISS searches (the path before batching, kept to compare).
+
+"float32" and "pca", the service's scan, are numpy (its BLAS: one thread in the
+service, set_blas_threads), so the CPU service never imports PyTorch. "float16" keeps
+PyTorch, imported when such a scan is opened: numpy has no fast float16 matrix product
+(it converts element by element, many times slower than float32), PyTorch's CPU kernels
+have one. The pca copy is float32 for the same reason: twice the bytes of float16
+(21 MB instead of 11 MB per 41k-product target), read by BLAS at full speed.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import faiss
 import numpy as np
-import torch
 
 from indexer.errors import IndexerError
 from indexer.faiss_index import inner_index, stored_ids
+
+if TYPE_CHECKING:
+    import torch
 
 Scan = Literal["faiss", "float32", "float16", "pca"]
 SCANS: tuple[Scan, ...] = ("faiss", "float32", "float16", "pca")
@@ -70,13 +80,33 @@ def principal_axes(vectors: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarr
     return mean.astype(np.float32), np.ascontiguousarray(top, dtype=np.float32)
 
 
-def project(vectors: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> torch.Tensor:
-    """(N, dims) float16 coordinates of the rows on `axes`, a chunk at a time."""
-    out = torch.empty((len(vectors), axes.shape[1]), dtype=torch.float16)
+def project(vectors: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """(N, dims) float32 coordinates of the rows on `axes`, a chunk at a time."""
+    out = np.empty((len(vectors), axes.shape[1]), dtype=np.float32)
     for start in range(0, len(vectors), PCA_CHUNK_ROWS):
         chunk = vectors[start : start + PCA_CHUNK_ROWS] - mean
-        out[start : start + len(chunk)] = torch.from_numpy(chunk @ axes)
+        out[start : start + len(chunk)] = chunk @ axes
     return out
+
+
+def set_blas_threads(count: int) -> None:
+    """Numpy's BLAS (the float32 and pca scans) on `count` threads, process-wide.
+
+    The service searches on one thread per call, as FAISS does there (indexer.knn): its
+    requests run in parallel already, and BLAS threads spinning between calls would take
+    the cores from encoding. Only the BLAS numpy ships with is limited (not FAISS's own),
+    or every BLAS where numpy uses a shared one (conda, a system OpenBLAS).
+    """
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    site = Path(np.__file__).resolve().parents[1]
+    ours = (site / "numpy", site / "numpy.libs")  # the wheel's copy (numpy/.dylibs on macOS)
+    bundled = [
+        lib for lib in blas if any(Path(lib.filepath).resolve().is_relative_to(d) for d in ours)
+    ]
+    for lib in bundled or blas:
+        lib.set_num_threads(count)
 
 
 def check_scan(scan: str) -> Scan:
@@ -102,15 +132,21 @@ class FlatScan:
         # A view of FAISS's vectors in storage order: no copy.
         self._float32 = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)
         self.storage = storage
-        self._projection: torch.Tensor | None = None  # (D, PCA_DIMS) for "pca"
+        # What the first pass reads: numpy's (the vectors, or their pca coordinates) or,
+        # for "float16", PyTorch's half-size copy.
+        self._matrix: np.ndarray = self._float32
+        self._projection: np.ndarray | None = None  # (D, PCA_DIMS) for "pca"
+        self._half: torch.Tensor | None = None
         if storage == "pca" and n > 0 and dim > PCA_DIMS:
             mean, axes = principal_axes(self._float32, PCA_DIMS)
-            self._projection = torch.from_numpy(axes)
+            self._projection = axes
             self._matrix = project(self._float32, mean, axes)
-        elif storage == "float32":
-            self._matrix = torch.from_numpy(self._float32)
-        else:  # float16, and "pca" of vectors no longer than PCA_DIMS
-            self._matrix = torch.from_numpy(self._float32).to(torch.float16)
+        elif storage == "float16":
+            import torch  # numpy has no fast float16 matrix product (module docstring)
+
+            self._half = torch.from_numpy(self._float32).to(torch.float16)
+        # float32, and "pca" of vectors no longer than PCA_DIMS: the vectors, exact.
+        self._exact = self._projection is None and self._half is None
         self._nums = stored_ids(index)  # product number of each stored row
         self._by_num = np.argsort(self._nums, kind="stable")
         self._sorted_nums = self._nums[self._by_num]
@@ -121,7 +157,9 @@ class FlatScan:
     @property
     def nbytes(self) -> int:
         """Memory the scan adds beyond FAISS's own vectors."""
-        return 0 if self.storage == "float32" else self._matrix.numel() * 2
+        if self._half is not None:
+            return self._half.numel() * self._half.element_size()
+        return 0 if self._exact else self._matrix.nbytes
 
     def positions_of(self, nums: np.ndarray) -> np.ndarray:
         """Sorted storage rows (M,) int64 of product numbers (unknown ones dropped)."""
@@ -141,16 +179,19 @@ class FlatScan:
         target = min(k, available)
         if target == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        exact = self.storage == "float32"
-        depth = target if exact else min(available, shortlist(target, self.storage))
-        scores, columns = self._scores(queries, rows)
-        values, indices = torch.topk(scores, depth, dim=1, sorted=exact)
-        top = indices.numpy()
-        positions = top if columns is None else columns[top]  # (Q, depth) storage rows
-        if exact:
-            top_scores = values.numpy()
-        else:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        depth = target if self._exact else min(available, shortlist(target, self.storage))
+        if self._half is not None:
+            positions = self._half_top(queries, rows, depth)
             top_scores = self._rescore(queries, positions)
+        else:
+            scores, columns = self._scores(queries, rows)
+            top = _top_columns(scores, depth)
+            positions = top if columns is None else columns[top]  # (Q, depth) storage rows
+            if self._exact:
+                top_scores = np.take_along_axis(scores, top, axis=1)
+            else:
+                top_scores = self._rescore(queries, positions)
         order = np.argsort(-top_scores, axis=1, kind="stable")[:, :target]
         best = np.take_along_axis(positions, order, axis=1)
         best_scores = np.take_along_axis(top_scores, order, axis=1)
@@ -160,29 +201,57 @@ class FlatScan:
             for q in range(len(queries))
         ]
 
+    def _subset(self, rows: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """How to scan the allowed rows: (rows to gather when few, else None; a mask of
+        the rows to exclude when many, else None)."""
+        if rows is None:
+            return None, None
+        if len(rows) < GATHER_BELOW * len(self):
+            return rows, None
+        masked = np.ones(len(self), dtype=bool)
+        masked[rows] = False
+        return None, masked
+
     def _scores(
         self, queries: np.ndarray, rows: np.ndarray | None
-    ) -> tuple[torch.Tensor, np.ndarray | None]:
-        """(Q, M) scores over all rows, or the allowed ones: gathered when few (then the
-        second value maps columns to storage rows), else masked with -inf."""
-        matrix, columns, masked = self._matrix, None, None
-        if rows is not None and len(rows) < GATHER_BELOW * len(self):
-            matrix, columns = matrix[torch.from_numpy(rows)], rows
-        elif rows is not None:
-            masked = np.ones(len(self), dtype=bool)
-            masked[rows] = False
-        query = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-        if self._projection is not None:
-            query = query @ self._projection
-        query = query.to(matrix.dtype)
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(Q, M) float32 scores over all rows, or the allowed ones: gathered when few
+        (then the second value maps columns to storage rows), else masked with -inf."""
+        columns, masked = self._subset(rows)
+        matrix = self._matrix if columns is None else self._matrix[columns]
+        query = queries if self._projection is None else queries @ self._projection
+        # One query: a matrix-vector product, the vectors read once.
+        scores = (matrix @ query[0])[None, :] if len(query) == 1 else query @ matrix.T
+        if masked is not None:
+            scores[:, masked] = -np.inf
+        return scores, columns
+
+    def _half_top(self, queries: np.ndarray, rows: np.ndarray | None, depth: int) -> np.ndarray:
+        """Storage rows (Q, depth) of the best float16 scores (PyTorch), unordered."""
+        import torch
+
+        assert self._half is not None
+        columns, masked = self._subset(rows)
+        matrix = self._half if columns is None else self._half[torch.from_numpy(columns)]
+        query = torch.from_numpy(queries).to(torch.float16)
         # One query: a matrix-vector product (torch's float16 path for a 1-row
         # matrix product is slower than reading the vectors once).
         scores = (matrix @ query[0]).unsqueeze(0) if len(query) == 1 else query @ matrix.T
         if masked is not None:
             scores.masked_fill_(torch.from_numpy(masked), float("-inf"))
-        return scores, columns
+        top = torch.topk(scores, depth, dim=1, sorted=False).indices.numpy()
+        return top if columns is None else columns[top]
 
     def _rescore(self, queries: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Exact float32 scores (Q, depth) of the short lists."""
         vectors = self._float32[positions]  # (Q, depth, D)
-        return np.einsum("qd,qcd->qc", queries.astype(np.float32, copy=False), vectors)
+        return np.einsum("qd,qcd->qc", queries, vectors)
+
+
+def _top_columns(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Columns (Q, depth) of each row's `depth` highest scores, in no particular order:
+    a partial selection (np.argpartition), cheaper than sorting every score."""
+    width = scores.shape[1]
+    if depth >= width:
+        return np.broadcast_to(np.arange(width), scores.shape).copy()
+    return np.argpartition(scores, width - depth, axis=1)[:, width - depth :]
