@@ -200,3 +200,28 @@ def test_open_index_batched_equals_per_query(
 def test_unknown_scan_is_a_clear_error(built_index: Path) -> None:
     with pytest.raises(IndexerError, match="unknown scan 'bf16'"):
         open_index(built_index, scan="bf16")  # type: ignore[arg-type]
+
+
+def test_set_blas_threads_limits_numpy_blas() -> None:
+    """The service's scans run on one BLAS thread (as FAISS searches there)."""
+    from threadpoolctl import threadpool_info
+
+    def numpy_blas() -> list[int]:
+        site = Path(np.__file__).resolve().parents[1]
+        return [
+            info["num_threads"]
+            for info in threadpool_info()
+            if info["user_api"] == "blas"
+            and any(
+                Path(info["filepath"]).resolve().is_relative_to(site / d)
+                for d in ("numpy", "numpy.libs")
+            )
+        ]
+
+    before = numpy_blas()
+    try:
+        for count in (2, 1):
+            indexer.scan.set_blas_threads(count)
+            assert numpy_blas() and set(numpy_blas()) == {count}
+    finally:
+        indexer.scan.set_blas_threads(max(before or [1]))
