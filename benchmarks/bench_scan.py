@@ -5,7 +5,7 @@
 Opens the index with each scan: "faiss" (FAISS's exact float32 search, query by query:
 the reference), "float32" (one exact matrix product per batch), "float16" (half the
 bytes, a short list re-scored exactly) and "pca" (the first 128 principal components in
-float16, a longer short list re-scored exactly). The queries are the distinct titles of the
+float32, a longer short list re-scored exactly). The queries are the distinct titles of the
 catalogue's test split and its category values (the category tasks' queries), encoded
 once with the service's encoder, so only the scan differs. Reports, per target:
   - recall@10 against the reference (a hit counts when its exact score reaches the
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from indexer import open_index
-from indexer.scan import PCA_DIMS
+from indexer.scan import PCA_DIMS, set_blas_threads
 from models.catalog import read_catalog
 from models.encoders import load_encoder
 from training.data import split_products
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     categories = sorted(
         {(f, p.attributes[f]) for p in test for f in CATEGORY_FIELDS if p.attributes.get(f)}
     )
-    torch.set_num_threads(1)  # as the service scans (one thread, as FAISS searches here)
+    torch.set_num_threads(1)  # as the service scans (one thread, as FAISS searches here):
+    set_blas_threads(1)  # PyTorch for float16, numpy's BLAS for float32 and pca
     encoder = load_encoder(args.model, device="cpu")
     print(
         f"encoding {len(titles)} titles and {len(categories)} category values ...", file=sys.stderr
@@ -173,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{c[m]:.4f} ({c[m] - base_c[m]:+.4f})" for m in ("P@1", "P@10", "MRR@10")]
             print(f"{'torch q':<8} {'(faiss)':>13} " + " ".join(f"{x:>16}" for x in cells))
     extra = len(indices["float16"]) * encoder.embed_dim * 2 * len(indices["float16"].targets)
-    reduced = (
-        len(indices["pca"]) * min(PCA_DIMS, encoder.embed_dim) * 2 * len(indices["pca"].targets)
+    reduced = (  # float32 coordinates (indexer.scan)
+        len(indices["pca"]) * min(PCA_DIMS, encoder.embed_dim) * 4 * len(indices["pca"].targets)
     )
     print(f"\nthe float16 copies add {extra / 1e6:.0f} MB, the pca copies {reduced / 1e6:.0f} MB; "
           f"load average (1 min) {load:.2f} "
