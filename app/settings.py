@@ -109,6 +109,15 @@ class ServerSettings(BaseModel):
     keep_alive_s: float = Field(
         default=5.0, gt=0.0, description="An idle keep-alive connection is closed after this."
     )
+    http: Literal["auto", "httptools", "h11"] = Field(
+        default="auto",
+        description='HTTP parser: "auto" or "httptools" (in C), or "h11" (pure Python, '
+        "uvicorn's fallback).",
+    )
+    loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description='Event loop: "auto" (uvloop when installed), "uvloop" or "asyncio".',
+    )
 
 
 class LimitSettings(BaseModel):
