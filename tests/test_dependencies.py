@@ -18,6 +18,8 @@ OURS = {*PACKAGES, "fashion_retrieval"}
 # Needed at run time without an import of ours: why each is declared anyway.
 NOT_IMPORTED = {
     "python-multipart": "FastAPI parses the uploads' multipart forms with it",
+    "httptools": "uvicorn's HttpToolsProtocol, which app.server subclasses, parses with it",
+    "uvloop": "uvicorn's event loop when installed (FASHION_SERVER__LOOP=auto)",
 }
 
 
