@@ -123,16 +123,22 @@ def test_principal_axes_find_the_spread_and_are_orthonormal(monkeypatch) -> None
     assert kept.sum() / (np.linalg.norm(centred, axis=1) ** 2).sum() > 0.99
 
 
-def test_pca_scan_recall_against_exact_with_exact_scores(monkeypatch) -> None:
+@pytest.mark.parametrize("engine", ["auto", "numpy"])
+def test_pca_scan_recall_against_exact_with_exact_scores(monkeypatch, engine) -> None:
+    """ "auto" runs the first pass in OpenVINO (installed with the test extras; bfloat16
+    where the CPU has it), "numpy" in BLAS: both re-score exactly."""
     monkeypatch.setattr(indexer.scan, "PCA_DIMS", 8)
     vectors = _low_rank(3000, rank=8, seed=9)
     ids = np.arange(3000, dtype=np.int64) * 3
     index = create_index(IndexSpec("Flat"), vectors, ids)
     rng = np.random.default_rng(10)
     queries = _unit(vectors[rng.choice(3000, 200)] + 0.05 * rng.standard_normal((200, DIM)))
-    reduced = FlatScan(index, "pca")
+    reduced = FlatScan(index, "pca", engine)
+    assert reduced.first_pass == ("openvino" if engine == "auto" else "numpy")
     assert reduced.nbytes == 3000 * 8 * 4  # a quarter of DIM, float32
-    for allowed in (None, np.sort(ids[::3])):
+    one = [reduced.search(query[None, :], 10, None)[0] for query in queries[:20]]
+    assert one == reduced.search(queries[:20], 10, None)  # alone as in a batch
+    for allowed in (None, np.sort(ids[::3])):  # a third allowed: scanned whole, masked
         rows = reduced.search(queries, 10, allowed)
         expected = _reference(ids, vectors, queries, 10, allowed)
         found = sum(len({n for n, _ in a} & {n for n, _ in b}) for a, b in zip(rows, expected))

@@ -1,0 +1,53 @@
+"""The pca scan's first pass run by OpenVINO: one compiled matrix product per target.
+
+numpy's BLAS (OpenBLAS) multiplies a batch of 16 queries by 41k x 128 float32
+coordinates in about 5 ms on one core of the development machine; OpenVINO's CPU
+plugin does it in about 1.1 ms in bfloat16 (AMX) and 3.1 ms in float32, and one query
+in 0.65 against 1.25 ms (`python benchmarks/bench_scan.py`). The first pass only picks a
+short list that is then re-scored exactly in float32, so bfloat16's rounding can only
+cost recall, which bench_scan measures. Used when OpenVINO is installed (the `onnx`
+extra, as the service's encoder); numpy otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OpenVinoProduct:
+    """queries (Q, d) float32 -> (Q, N) float32 scores against a fixed (N, d) matrix."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        import openvino as ov
+        import openvino.opset13 as ops
+
+        core = ov.Core()
+        bfloat16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        queries = ops.parameter([-1, matrix.shape[1]], np.float32, name="queries")
+        product = ops.matmul(queries, ops.constant(matrix), False, True)
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": 1,  # one search thread, as FAISS and BLAS here
+            "ENABLE_CPU_PINNING": False,
+        }
+        self.precision = config["INFERENCE_PRECISION_HINT"]
+        compiled = core.compile_model(ov.Model([product], [queries]), "CPU", config)
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()  # one request: the search thread and `similar` share it
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        with self._lock:
+            result = self._request.infer({"queries": queries})
+            return np.array(result[0], dtype=np.float32)  # a copy: the buffer is reused
