@@ -10,8 +10,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from models import ConfigError, ModelsError, exits, load_model, read_catalog
+from models import ConfigError, ModelsError, exits, read_catalog
 from models.artifact import DEVICES, read_metrics, write_metrics
+from models.encoders import RUNTIMES, load_encoder
 from models.exits import exit_codes_help
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
 from models.progress import LOG_INTERVAL_S
@@ -137,6 +138,14 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also record the results in the artifact's metrics.json",
     )
     parser.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="torch",
+        help="what encodes on the CPU: torch (the reference, default), or the service's "
+        "engines: auto, openvino, onnx (several times faster on a large catalogue; "
+        "their embeddings are within cosine 0.995 of PyTorch's)",
+    )
     parser.set_defaults(handler=run_evaluate)
 
 
@@ -153,7 +162,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    model = load_model(args.model, device=args.device)
+    model = load_encoder(args.model, args.device, runtime=args.runtime)
     catalog = read_catalog(args.catalog)
     splits = SplitSpec.from_metrics(model.metrics).split(catalog.products)
     products = catalog.products if args.split == "all" else splits.get(args.split)
@@ -165,6 +174,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "split": args.split,
         "model": model.model_id,
         "catalog": str(args.catalog),
+        "runtime": args.runtime,
     }
     if args.protocol == "seed":
         results = evaluate_seed(model, products, gallery_size=args.gallery_size, seed=args.seed)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models import JointModel, Product, fuse
+from models import Product, fuse
+from models.encoders import Encoder
 from training.metrics import precision_summary, ranked_relevance, summarise
 from training.queries import MISSING
 
@@ -22,7 +23,7 @@ CATEGORY_FIELDS = ("masterCategory", "subCategory", "articleType", "baseColour")
 
 
 def _encode(
-    model: JointModel, products: Sequence[Product], batch_size: int
+    model: Encoder, products: Sequence[Product], batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     images = model.encode_images([p.image for p in products], batch_size=batch_size)
     texts = model.encode_texts([p.text for p in products], batch_size=batch_size)
@@ -30,7 +31,7 @@ def _encode(
 
 
 def evaluate_seed(
-    model: JointModel,
+    model: Encoder,
     products: Sequence[Product],
     *,
     gallery_size: int = 1000,
@@ -67,7 +68,7 @@ def random_recall_at(titles: Sequence[str], k: int) -> float:
 
 
 def evaluate_catalog(
-    model: JointModel,
+    model: Encoder,
     queries: Sequence[Product],
     gallery: Sequence[Product],
     *,
@@ -109,7 +110,7 @@ def evaluate_catalog(
 
 
 def evaluate_categories(
-    model: JointModel,
+    model: Encoder,
     queries: Sequence[Product],
     gallery: Sequence[Product],
     *,
@@ -164,7 +165,7 @@ TARGETS = ("image", "product")
 
 
 def evaluate_catalog_tasks(
-    model: JointModel,
+    model: Encoder,
     queries: Sequence[Product],
     gallery: Sequence[Product],
     *,

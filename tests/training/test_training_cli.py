@@ -107,6 +107,28 @@ def test_evaluate_prints_a_table_and_writes_json(
         assert metrics["R@1"] <= metrics["R@5"] <= metrics["R@10"]
 
 
+def test_evaluate_with_the_onnx_runtime_scores_like_pytorch(
+    trained: tuple[Path, Path], subprocess_env: dict[str, str]
+) -> None:
+    """--runtime onnx encodes with the exported graphs (what the service runs): the
+    same products, the same metrics up to a rank that float rounding may swap."""
+    catalog, out = trained
+    reports = {}
+    for runtime in ("torch", "onnx"):
+        path = out.parent / "eval" / f"runtime-{runtime}.json"
+        args = ["evaluate", "--model", str(out / MODEL_DIR), "--catalog", str(catalog)]
+        result = _run([*args, "--runtime", runtime, "--json", str(path)], subprocess_env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports[runtime] = json.loads(path.read_text())
+    assert reports["onnx"]["runtime"] == "onnx" and reports["torch"]["runtime"] == "torch"
+    for direction in DIRECTIONS:
+        torch_metrics = reports["torch"]["results"][direction]
+        onnx_metrics = reports["onnx"]["results"][direction]
+        assert onnx_metrics["queries"] == torch_metrics["queries"]
+        for name in ("R@1", "R@10", "mAP"):
+            assert abs(onnx_metrics[name] - torch_metrics[name]) <= 2 / torch_metrics["queries"]
+
+
 def test_evaluate_catalog_protocol_and_save_to_model(
     trained: tuple[Path, Path], tmp_path: Path, capsys
 ) -> None:
