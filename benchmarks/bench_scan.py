@@ -5,7 +5,8 @@
 Opens the index with each scan: "faiss" (FAISS's exact float32 search, query by query:
 the reference), "float32" (one exact matrix product per batch), "float16" (half the
 bytes, a short list re-scored exactly) and "pca" (the first 128 principal components in
-float32, a longer short list re-scored exactly). The queries are the distinct titles of the
+float32, a longer short list re-scored exactly; its first pass in OpenVINO when
+installed, and again in numpy as row "pca-np"). The queries are the distinct titles of the
 catalogue's test split and its category values (the category tasks' queries), encoded
 once with the service's encoder, so only the scan differs. Reports, per target:
   - recall@10 against the reference (a hit counts when its exact score reaches the
@@ -28,6 +29,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -124,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     attrs = {p.id: dict(p.attributes) for p in products}
     counts = Counter(p.text for p in products)
     indices = {s: open_index(args.index, device="cpu", scan=s, threads=1) for s in SCANS}
+    with mock.patch("indexer.scan.openvino_available", return_value=False):
+        # the pca scan as it runs without OpenVINO: its first pass in numpy's BLAS
+        indices["pca-np"] = open_index(args.index, device="cpu", scan="pca", threads=1)
     torch_rows = {}
     if args.compare_torch:
         reference = load_encoder(args.model, device="cpu", runtime="torch")
