@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,15 +109,17 @@ def test_evaluate_prints_a_table_and_writes_json(
 
 
 def test_evaluate_with_the_onnx_runtime_scores_like_pytorch(
-    trained: tuple[Path, Path], subprocess_env: dict[str, str]
+    trained: tuple[Path, Path], tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     """--runtime onnx encodes with the exported graphs (what the service runs): the
     same products, the same metrics up to a rank that float rounding may swap."""
     catalog, out = trained
+    model_dir = tmp_path / "model"  # the export is cached beside the artifact: a copy
+    shutil.copytree(out / MODEL_DIR, model_dir)
     reports = {}
     for runtime in ("torch", "onnx"):
-        path = out.parent / "eval" / f"runtime-{runtime}.json"
-        args = ["evaluate", "--model", str(out / MODEL_DIR), "--catalog", str(catalog)]
+        path = tmp_path / f"runtime-{runtime}.json"
+        args = ["evaluate", "--model", str(model_dir), "--catalog", str(catalog)]
         result = _run([*args, "--runtime", runtime, "--json", str(path)], subprocess_env)
         assert result.returncode == 0, result.stderr[-3000:]
         reports[runtime] = json.loads(path.read_text())
