@@ -26,8 +26,9 @@ PyTorch, imported when such a scan is opened: numpy has no fast float16 matrix p
 have one. The pca copy is float32 for the same reason: twice the bytes of float16
 (21 MB instead of 11 MB per 41k-product target), read by BLAS at full speed. Where
 OpenVINO is installed the pca scan's first pass over all rows runs there instead
-(indexer.scan_openvino: bfloat16 on CPUs that have it, several times faster than BLAS;
-the short list is re-scored exactly all the same).
+for batches of queries (indexer.scan_openvino: bfloat16 on CPUs that have it, faster
+than BLAS from two queries on; one query stays a BLAS matrix-vector product). The
+short list is re-scored exactly all the same.
 """
 
 from __future__ import annotations
@@ -233,10 +234,10 @@ class FlatScan:
         columns, masked = self._subset(rows)
         matrix = self._matrix if columns is None else self._matrix[columns]
         query = queries if self._projection is None else queries @ self._projection
-        if self._product is not None and columns is None:
+        if len(query) == 1:  # a matrix-vector product, the vectors read once (BLAS beats
+            scores = (matrix @ query[0])[None, :]  # OpenVINO's call overhead here)
+        elif self._product is not None and columns is None:
             scores = self._product(np.ascontiguousarray(query, dtype=np.float32))
-        elif len(query) == 1:  # a matrix-vector product, the vectors read once
-            scores = (matrix @ query[0])[None, :]
         else:
             scores = query @ matrix.T
         if masked is not None:

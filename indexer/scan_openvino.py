@@ -2,11 +2,13 @@
 
 numpy's BLAS (OpenBLAS) multiplies a batch of 16 queries by 41k x 128 float32
 coordinates in about 5 ms on one core of the development machine; OpenVINO's CPU
-plugin does it in about 1.1 ms in bfloat16 (AMX) and 3.1 ms in float32, and one query
-in 0.65 against 1.25 ms (`python benchmarks/bench_scan.py`). The first pass only picks a
-short list that is then re-scored exactly in float32, so bfloat16's rounding can only
-cost recall, which bench_scan measures. Used when OpenVINO is installed (the `onnx`
-extra, as the service's encoder); numpy otherwise.
+plugin does it in about 1.1 ms in bfloat16 (AMX) and 3.1 ms in float32. A whole pca
+scan of 16 queries took 7.3 against 10.5 ms (`python benchmarks/bench_scan.py`, rows
+pca and pca-np); for one query BLAS was faster (1.9 against 2.4 ms), so a single query
+stays with numpy (indexer.scan). The first pass only picks a short list that is then
+re-scored exactly in float32, so bfloat16's rounding can only cost recall, which
+bench_scan measures. Used when OpenVINO is installed (the `onnx` extra, as the
+service's encoder); numpy otherwise.
 """
 
 from __future__ import annotations
