@@ -15,7 +15,8 @@ their ratio. Queries are distinct titles of --catalog and the query-embedding ca
 off (--query-cache N turns it on), so every query is encoded and searched.
   - text->image, one client: p50 / p99;
   - image->text with a 60x80 JPEG upload, one client: p50 / p99;
-  - text->image with N concurrent clients: queries/s and errors;
+  - text->image with N concurrent clients: queries/s, errors and the server's CPU time
+    per query (user + system, all its threads);
   - each server's resident memory;
   - the seed's way of answering one text query (re-encode a gallery of photos, then
     rank; in this process, PyTorch), against our text->image p50.
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from http_load import (
     concurrent_clients,
+    cpu_seconds,
     distinct,
     free_port,
     jpeg_60x80,
@@ -111,15 +113,23 @@ def measure(urls: dict[str, str], queries: list[str], photos: list[bytes], args)
     print("one client, image -> text ...", file=sys.stderr)
     image = alternate(urls, image_calls, ROUNDS)
     print(f"{args.clients} clients, {args.seconds:.0f} s each ...", file=sys.stderr)
-    many = {name: [0, 0, 0.0] for name in urls}
+    many = {name: [0, 0, 0.0, 0.0] for name in urls}  # answered, errors, seconds, server CPU
     pool = queries[args.requests :]
     for r in range(ROUNDS // 2):
         names = list(urls) if r % 2 == 0 else list(reversed(urls))
         for name in names:
+            cpu_before = cpu_seconds(args.pids[name])
             answered, errors, elapsed = concurrent_clients(
                 urls[name], pool, args.clients, args.seconds / (ROUNDS // 2)
             )
-            many[name] = [many[name][0] + answered, many[name][1] + errors, many[name][2] + elapsed]
+            cpu = cpu_seconds(args.pids[name]) - cpu_before
+            totals = many[name]
+            many[name] = [
+                totals[0] + answered,
+                totals[1] + errors,
+                totals[2] + elapsed,
+                totals[3] + cpu,
+            ]
     stats = {}
     for name in urls:
         t50, t99 = percentiles(text[name][0])
@@ -129,7 +139,7 @@ def measure(urls: dict[str, str], queries: list[str], photos: list[bytes], args)
             "t50": t50, "t99": t99, "terr": text[name][1],
             "i50": i50, "i99": i99, "ierr": image[name][1],
             "one_qps": len(text[name][0]) / sum(text[name][0]), "qps": qps,
-            "errors": many[name][1],
+            "errors": many[name][1], "cpu_ms": 1000 * many[name][3] / max(1, many[name][0]),
         }  # fmt: skip
     new, old = stats["new"], stats.get("baseline")
 
@@ -146,6 +156,7 @@ def measure(urls: dict[str, str], queries: list[str], photos: list[bytes], args)
         row("text queries/s, 1 client", "one_qps", "q/s"),
         row(f"text queries/s, {args.clients} clients", "qps", "q/s"),
         row(f"errors, {args.clients} clients", "errors", "", "0", new["errors"] == 0),
+        row(f"server CPU per query, {args.clients} clients", "cpu_ms", "ms"),
     ]
     p50, qps = rows[0], rows[7]
     p50.goal, p50.ok = "< 12, >= 2x", p50.value < 12 and (p50.ratio or 0) >= 2
