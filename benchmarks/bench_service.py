@@ -9,7 +9,8 @@ scan, OpenVINO or ONNX Runtime when installed, httptools on uvloop, one encoding
 thread), and a baseline with the old paths switched on: h11 on asyncio, all cores
 encoding, and `--search per-query` (FAISS, one search per query) and `--encoder torch`,
 both by default (`--search batched` or `--encoder auto` keep one of them new, to see
-which gain is whose). Each phase alternates between the two servers in short rounds,
+which gain is whose; `--baseline-env NAME=VALUE ...` makes the baseline the service
+with only those settings changed). Each phase alternates between the two servers in short rounds,
 so both see the same machine, and each figure is printed beside the baseline's with
 their ratio. Queries are distinct titles of --catalog and the query-embedding cache is
 off (--query-cache N turns it on), so every query is encoded and searched.
@@ -201,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", choices=("torch", "auto"), default="torch",
                         help="the baseline's encoder (default torch)")  # fmt: skip
     parser.add_argument("--no-baseline", action="store_true", help="measure the service only")
+    parser.add_argument(
+        "--baseline-env",
+        nargs="+",
+        metavar="NAME=VALUE",
+        help="the baseline server's settings instead of the old paths: the service as it "
+        "ships with only these changed (e.g. FASHION_MODEL__THREADS=0)",
+    )
     parser.add_argument("--requests", type=int, default=300, help="one-client requests each")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (16)")
     parser.add_argument("--seconds", type=float, default=15.0, help="concurrent seconds each")
@@ -217,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cache = {"FASHION_QUERY_CACHE__SIZE": str(args.query_cache)}
     envs = {"new": cache}
-    if not args.no_baseline:
+    if args.baseline_env:
+        envs["baseline"] = {**cache, **dict(item.split("=", 1) for item in args.baseline_env)}
+    elif not args.no_baseline:
         envs["baseline"] = {
             **cache,
             "FASHION_BATCHING__SEARCH": args.search,
