@@ -31,15 +31,11 @@ class ModelSettings(BaseModel):
         default=None, description="Model artifact directory; empty = the bundled default model."
     )
     device: str = Field(default="auto", description='"auto" (CUDA when available), "cpu", "cuda".')
-    # One by default: the HTTP loop, searches and decoding need the other cores, and an
-    # engine's idle threads spin waiting for work (with 16 clients on 2 cores the server
-    # spent about twice the CPU per query with all cores encoding; README Performance).
     threads: int = Field(
-        default=1,
+        default=0,
         ge=0,
         description="Encoding threads on the CPU (PyTorch's, OpenVINO's or ONNX Runtime's, "
-        "per batch); 0 = the runtime's default (all cores). Raise it on a machine with "
-        "cores to spare.",
+        "per batch); 0 = the runtime's default (all cores).",
     )
     runtime: Literal["auto", "openvino", "onnx", "torch"] = Field(
         default="auto",

@@ -5,9 +5,9 @@
 
 Starts two servers (`python -m app`) on free ports of 127.0.0.1 with the default model
 (or --model) over the same index: the service as it ships (batched search, the pca
-scan, OpenVINO or ONNX Runtime when installed, httptools on uvloop, one encoding
-thread), and a baseline with the old paths switched on: h11 on asyncio, all cores
-encoding, and `--search per-query` (FAISS, one search per query) and `--encoder torch`,
+scan, OpenVINO or ONNX Runtime when installed, httptools on uvloop), and a baseline
+with the old paths switched on: h11 on asyncio, `--search per-query` (FAISS, one
+search per query) and `--encoder torch`,
 both by default (`--search batched` or `--encoder auto` keep one of them new, to see
 which gain is whose; `--baseline-env NAME=VALUE ...` makes the baseline the service
 with only those settings changed). Each phase alternates between the two servers in short rounds,
@@ -232,10 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             **cache,
             "FASHION_BATCHING__SEARCH": args.search,
             "FASHION_MODEL__RUNTIME": args.encoder,
-            # the service's settings before they changed: h11 on asyncio, all cores encoding
+            # the server's settings before httptools and uvloop
             "FASHION_SERVER__HTTP": "h11",
             "FASHION_SERVER__LOOP": "asyncio",
-            "FASHION_MODEL__THREADS": "0",
             **({"FASHION_INDEX__SCAN": "faiss"} if args.search == "per-query" else {}),
         }
     load_before = os.getloadavg()
