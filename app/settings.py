@@ -66,9 +66,10 @@ class IndexSettings(BaseModel):
     scan: Literal["pca", "float16", "float32", "faiss"] = Field(
         default="pca",
         description='How an exact index is scanned on the CPU: "pca" (the first 128 '
-        "principal components in float16, a short list re-scored exactly), "
-        '"float16" (half the bytes, a short list re-scored exactly), "float32" (exact) or '
-        '"faiss" (FAISS, one query at a time: the path before batching).',
+        "principal components, a short list re-scored exactly), "
+        '"float16" (half the bytes, a short list re-scored exactly; needs PyTorch), '
+        '"float32" (exact) or "faiss" (FAISS, one query at a time: the path before '
+        "batching).",
     )
     backend: Literal["faiss", "milvus"] = Field(
         default="faiss",
