@@ -41,7 +41,8 @@ import numpy as np
 
 from indexer.errors import IndexerError
 from indexer.faiss_index import inner_index, stored_ids
-from indexer.scan_openvino import OpenVinoProduct, openvino_available
+from indexer.scan_openvino import OpenVinoProduct
+from models.encoders import openvino_available
 
 if TYPE_CHECKING:
     import torch

@@ -13,18 +13,7 @@ service's encoder); numpy otherwise.
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 import numpy as np
-
-
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class OpenVinoProduct:
@@ -34,22 +23,18 @@ class OpenVinoProduct:
         import openvino as ov
         import openvino.opset13 as ops
 
+        from models.openvino_runtime import OpenVinoGraph, has_bfloat16
+
         core = ov.Core()
-        bfloat16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         queries = ops.parameter([-1, matrix.shape[1]], np.float32, name="queries")
         product = ops.matmul(queries, ops.constant(matrix), False, True)
-        config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32",
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": 1,  # one search thread, as FAISS and BLAS here
-            "ENABLE_CPU_PINNING": False,
-        }
-        self.precision = config["INFERENCE_PRECISION_HINT"]
-        compiled = core.compile_model(ov.Model([product], [queries]), "CPU", config)
-        self._request = compiled.create_infer_request()
-        self._lock = threading.Lock()  # one request: the search thread and `similar` share it
+        self._graph = OpenVinoGraph(
+            core,
+            ov.Model([product], [queries]),
+            threads=1,  # one search thread, as FAISS and BLAS here
+            precision="bfloat16" if has_bfloat16(core) else "float32",
+        )
+        self.precision = self._graph.precision
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
-        with self._lock:
-            result = self._request.infer({"queries": queries})
-            return np.array(result[0], dtype=np.float32)  # a copy: the buffer is reused
+        return self._graph.run(None, {"queries": queries})[0]

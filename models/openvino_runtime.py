@@ -33,9 +33,12 @@ _HINTS: dict[Precision, str] = {"float32": "f32", "bfloat16": "bf16"}
 
 
 class OpenVinoGraph:
-    """One compiled graph with ONNX Runtime's `run(None, feeds)` call shape."""
+    """One compiled graph with ONNX Runtime's `run(None, feeds)` call shape: an exported
+    ONNX file, or a model built in memory (indexer.scan_openvino's matrix product)."""
 
-    def __init__(self, core: ov.Core, path: Path, *, threads: int, precision: Precision) -> None:
+    def __init__(
+        self, core: ov.Core, graph: Path | ov.Model, *, threads: int, precision: Precision
+    ) -> None:
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],  # bf16 is the default on AMX
             "PERFORMANCE_HINT": "LATENCY",
@@ -45,7 +48,8 @@ class OpenVinoGraph:
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.precision = precision
-        self._request = core.compile_model(str(path), "CPU", config).create_infer_request()
+        source = str(graph) if isinstance(graph, Path) else graph
+        self._request = core.compile_model(source, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one request: callers take turns
 
     def run(self, _outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
