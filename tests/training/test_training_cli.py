@@ -123,6 +123,8 @@ def test_evaluate_with_the_onnx_runtime_scores_like_pytorch(
         result = _run([*args, "--runtime", runtime, "--json", str(path)], subprocess_env)
         assert result.returncode == 0, result.stderr[-3000:]
         reports[runtime] = json.loads(path.read_text())
+        # PyTorch needs no export; ONNX Runtime runs graphs exported beside the model.
+        assert (model_dir / "onnx").is_dir() == (runtime == "onnx")
     assert reports["onnx"]["runtime"] == "onnx" and reports["torch"]["runtime"] == "torch"
     for direction in DIRECTIONS:
         torch_metrics = reports["torch"]["results"][direction]
