@@ -11,6 +11,12 @@ of ONNX Runtime's float32 graph (checked at load, on a padded batch of probes; a
 that fails in float32 too, as a Bi-LSTM's packed sequences can, stays with ONNX
 Runtime); the image tower always runs in float32, as in bfloat16 the photos'
 embeddings moved to cosine 0.966.
+
+The text graph's inputs are padded to a few shapes (`shape_buckets`): OpenVINO plans a
+dynamic-shape graph once per input shape and reuses the plan when the shape comes
+again, so a service that sees every (batch, length) pair pays for planning on almost
+every call. Lengths rounded up to a multiple of 8 and batches to a power of two cost
+fewer, padded tokens than the planning saves (benchmarks/bench_text_shapes.py).
 """
 
 from __future__ import annotations
@@ -30,6 +36,36 @@ logger = logging.getLogger(__name__)
 Precision = Literal["float32", "bfloat16"]
 TEXT_MIN_COSINE = INT8_MIN_COSINE  # the bar the int8 ONNX text tower must pass
 _HINTS: dict[Precision, str] = {"float32": "f32", "bfloat16": "bf16"}
+LENGTH_STEP = 8  # token lengths are padded to a multiple of this
+MAX_BUCKET_ROWS = 32  # batches up to this are padded to a power of two, larger ones to a multiple
+
+
+def bucket_rows(rows: int) -> int:
+    """The batch size `rows` texts are padded to: 1, 2, 4, ... 32, then multiples of 32."""
+    if rows > MAX_BUCKET_ROWS:
+        return -(-rows // MAX_BUCKET_ROWS) * MAX_BUCKET_ROWS
+    return 1 << max(rows - 1, 0).bit_length()
+
+
+def shape_buckets(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Token feeds (B, L) padded to (bucket_rows(B), L rounded up to LENGTH_STEP).
+
+    Extra columns are padding (zeros: the pad id and a zero attention mask, which the
+    towers ignore); extra rows repeat the first text, a valid input for any text graph,
+    and their outputs are dropped by the caller.
+    """
+    rows, width = next(iter(feeds.values())).shape
+    extra_rows = bucket_rows(rows) - rows
+    extra_columns = -width % LENGTH_STEP
+    if not extra_rows and not extra_columns:
+        return feeds
+    padded = {}
+    for name, tokens in feeds.items():
+        tokens = np.pad(tokens, ((0, 0), (0, extra_columns)))
+        if extra_rows:
+            tokens = np.concatenate([tokens, np.repeat(tokens[:1], extra_rows, axis=0)])
+        padded[name] = tokens
+    return padded
 
 
 class OpenVinoGraph:
@@ -37,8 +73,15 @@ class OpenVinoGraph:
     ONNX file, or a model built in memory (indexer.scan_openvino's matrix product)."""
 
     def __init__(
-        self, core: ov.Core, graph: Path | ov.Model, *, threads: int, precision: Precision
+        self,
+        core: ov.Core,
+        graph: Path | ov.Model,
+        *,
+        threads: int,
+        precision: Precision,
+        buckets: bool = False,
     ) -> None:
+        """buckets: pad (batch, length) token feeds with `shape_buckets` (text graphs)."""
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],  # bf16 is the default on AMX
             "PERFORMANCE_HINT": "LATENCY",
@@ -48,14 +91,19 @@ class OpenVinoGraph:
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.precision = precision
+        self.buckets = buckets
         source = str(graph) if isinstance(graph, Path) else graph
         self._request = core.compile_model(source, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one request: callers take turns
 
     def run(self, _outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        rows = len(next(iter(feeds.values())))
+        if self.buckets:
+            feeds = shape_buckets(feeds)
         with self._lock:
             result = self._request.infer(feeds)
-            return [np.array(result[0], dtype=np.float32)]  # a copy: the buffer is reused
+            # A copy (the buffer is reused), without the bucket's extra rows.
+            return [np.array(result[0][:rows], dtype=np.float32)]
 
 
 def has_bfloat16(core: ov.Core) -> bool:
@@ -77,7 +125,7 @@ def openvino_text_graph(
     if has_bfloat16(core):
         precisions = ("bfloat16", "float32")
     for precision in precisions:
-        graph = OpenVinoGraph(core, path, threads=threads, precision=precision)
+        graph = OpenVinoGraph(core, path, threads=threads, precision=precision, buckets=True)
         cosine = float(np.min(np.sum(graph.run(None, probe_feeds)[0] * reference, axis=1)))
         if cosine >= TEXT_MIN_COSINE:
             logger.info("OpenVINO text tower in %s (min probe cosine %.5f)", precision, cosine)

@@ -111,3 +111,41 @@ def test_auto_prefers_openvino_then_onnx_runtime_and_says_so(
     assert "OpenVINO is not installed: encoding with ONNX Runtime" in caplog.text
     with pytest.raises(ModelsError, match=r"runtime 'openvino' needs OpenVINO"):
         load_encoder(artifact, device="cpu", runtime="openvino")
+
+
+def test_bucket_rows_are_powers_of_two_then_multiples_of_32() -> None:
+    sizes = [1, 2, 3, 4, 5, 9, 16, 17, 32, 33, 65]
+    assert [openvino_runtime.bucket_rows(n) for n in sizes] == [
+        1, 2, 4, 4, 8, 16, 16, 32, 32, 64, 96,
+    ]  # fmt: skip
+
+
+def test_shape_buckets_pad_columns_with_zeros_and_rows_with_the_first_text() -> None:
+    ids = np.arange(1, 31, dtype=np.int64).reshape(3, 10)
+    mask = np.ones((3, 10), dtype=np.int64)
+    padded = openvino_runtime.shape_buckets({"input_ids": ids, "attention_mask": mask})
+    assert padded["input_ids"].shape == padded["attention_mask"].shape == (4, 16)
+    np.testing.assert_array_equal(padded["input_ids"][:3, :10], ids)
+    assert not padded["input_ids"][:3, 10:].any() and not padded["attention_mask"][:3, 10:].any()
+    np.testing.assert_array_equal(padded["input_ids"][3], padded["input_ids"][0])
+    np.testing.assert_array_equal(padded["attention_mask"][3], padded["attention_mask"][0])
+    exact = {"input_ids": ids[:2, :8], "attention_mask": mask[:2, :8]}
+    assert openvino_runtime.shape_buckets(exact) is exact  # already a bucket's shape
+
+
+@pytest.mark.slow  # the bundled model's export, shared with the test above
+def test_bucketed_text_graph_returns_the_same_rows(default_openvino: OnnxEncoder) -> None:
+    """Padding to a bucket moves no embedding and returns one row per text (MiniLM; a
+    Bi-LSTM graph fails the probes in OpenVINO and stays with ONNX Runtime)."""
+    graph = default_openvino._text
+    assert isinstance(graph, openvino_runtime.OpenVinoGraph) and graph.buckets
+    texts = ["red dress", "Navy blue checked shirt for men with long sleeves", "socks"]
+    for count in (1, 2, 3):
+        bucketed = default_openvino.encode_texts(texts[:count])
+        graph.buckets = False
+        try:
+            plain = default_openvino.encode_texts(texts[:count])
+        finally:
+            graph.buckets = True
+        assert bucketed.shape == plain.shape == (count, default_openvino.embed_dim)
+        assert np.sum(bucketed * plain, axis=1).min() >= 0.9999
