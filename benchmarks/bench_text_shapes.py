@@ -1,14 +1,18 @@
-"""The OpenVINO text tower with and without shape buckets (models.openvino_runtime).
+"""The OpenVINO text tower with its inputs padded to fewer shapes, or not
+(models.openvino_runtime: TEXT_PADDING).
 
     python benchmarks/bench_text_shapes.py [--model M] --catalog ../shared/data/kagl/catalog.csv
 
-A service encodes batches of whatever size and token length its queries come in; a
-dynamic-shape OpenVINO graph plans each new input shape. With buckets the inputs are
-padded to a few shapes (lengths to a multiple of 8, batches to a power of two), so the
-plans are reused at the cost of some padded tokens. For each batch size, both modes
-first encode the same 300 warm-up batches (every bucket has been seen), then alternate
-rounds over the same distinct titles; the table gives the median time per call and the
-lowest cosine between the two modes' embeddings of the same titles.
+A service encodes batches of whatever size and token length its queries come in, and a
+dynamic-shape OpenVINO graph plans each input shape it meets. Padding makes the shapes
+fewer at the cost of padded tokens. Three ways are compared: none; lengths rounded up
+to a multiple of 8 (`pad_length`); and that with batches padded to a power of two
+(`shape_buckets`). For each batch size of distinct titles in random order (a service's
+batches), all three first encode the same 300 warm-up batches, then alternate rounds
+over the same titles; the table gives the median milliseconds per call and the lowest
+cosine between a padded and the unpadded embedding of the same title. The last row is
+an index build's way: 8,192 titles in length-sorted batches of 32, milliseconds per
+title.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +32,25 @@ import numpy as np
 from models.catalog import read_catalog
 from models.encoders import load_encoder
 from models.onnx_encoder import OnnxEncoder
-from models.openvino_runtime import OpenVinoGraph
+from models.openvino_runtime import OpenVinoGraph, Padding, pad_length, shape_buckets
 
-BATCHES = (1, 3, 7, 8, 16, 32)
+BATCHES = (1, 3, 7, 12, 16, 32)
+PADDINGS: dict[str, Padding | None] = {
+    "none": None,
+    "length": pad_length,
+    "length+rows": shape_buckets,
+}
 
 
-def timed_calls(encoder: OnnxEncoder, batches: list[list[str]]) -> list[float]:
-    """Seconds per encode_texts call, one per batch."""
-    seconds = []
-    for batch in batches:
-        started = time.perf_counter()
-        encoder.encode_texts(batch)
-        seconds.append(time.perf_counter() - started)
+def alternate(
+    graph: OpenVinoGraph, run: Callable[[list[str]], float], batches: list[list[str]]
+) -> dict[str, list[float]]:
+    """Seconds of each call per padding, in rounds of 10 batches (drift hits all)."""
+    seconds: dict[str, list[float]] = {name: [] for name in PADDINGS}
+    for start in range(0, len(batches), 10):
+        for name, pad in PADDINGS.items():
+            graph.pad = pad
+            seconds[name] += [run(batch) for batch in batches[start : start + 10]]
     return seconds
 
 
@@ -48,40 +60,53 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, help="model artifact (default: the bundled one)")
     parser.add_argument("--catalog", type=Path, required=True, help="titles to encode")
-    parser.add_argument("--calls", type=int, default=100, help="timed calls per mode and size")
+    parser.add_argument("--calls", type=int, default=100, help="timed calls per padding and size")
     parser.add_argument("--threads", type=int, default=0, help="OpenVINO threads (0: all cores)")
     args = parser.parse_args(argv)
 
     encoder = load_encoder(args.model, runtime="openvino", threads=args.threads)
-    graph = getattr(encoder, "_text", None)
-    if not isinstance(graph, OpenVinoGraph):
+    graph = getattr(encoder, "_text", None)  # the text graph, to switch its padding
+    if not isinstance(encoder, OnnxEncoder) or not isinstance(graph, OpenVinoGraph):
         print("this model's text tower does not run in OpenVINO here", file=sys.stderr)
         return 1
+    shipped = graph.pad
     titles = sorted({p.text for p in read_catalog(args.catalog).products})
     random.Random(0).shuffle(titles)
+    stream = itertools.cycle(titles)  # distinct titles, repeated only past the catalogue's
+
+    def timed(batch: list[str], batch_size: int = 256) -> float:
+        started = time.perf_counter()
+        encoder.encode_texts(batch, batch_size=batch_size)
+        return time.perf_counter() - started
 
     print(f"model {encoder.model_id}, text tower {encoder.text_precision}; "
           f"load average (1 min) {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'batch':>5} {'no buckets ms':>14} {'buckets ms':>11} {'ratio':>6} {'min cosine':>11}")
-    stream = itertools.cycle(titles)  # distinct titles, repeated only past the catalogue's
+    print(f"{'batch':>12} " + " ".join(f"{name + ' ms':>15}" for name in PADDINGS)
+          + f" {'min cosine':>11}")  # fmt: skip
     for size in BATCHES:
         warm = [list(itertools.islice(stream, size)) for _ in range(300)]
-        timed = [list(itertools.islice(stream, size)) for _ in range(args.calls)]
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for buckets in (False, True):
-            graph.buckets = buckets
-            timed_calls(encoder, warm)
-        for start in range(0, len(timed), 10):  # alternating rounds: drift hits both
-            for buckets in (False, True):
-                graph.buckets = buckets
-                times[buckets] += timed_calls(encoder, timed[start : start + 10])
-        graph.buckets = False
-        plain = encoder.encode_texts(timed[0])
-        graph.buckets = True
-        bucketed = encoder.encode_texts(timed[0])
-        cosine = float(np.min(np.sum(plain * bucketed, axis=1)))
-        off, on = (statistics.median(times[b]) * 1000 for b in (False, True))
-        print(f"{size:>5} {off:>14.2f} {on:>11.2f} {off / on:>5.2f}x {cosine:>11.5f}")
+        batches = [list(itertools.islice(stream, size)) for _ in range(args.calls)]
+        alternate(graph, timed, warm)
+        seconds = alternate(graph, timed, batches)
+        graph.pad = None
+        plain = encoder.encode_texts(batches[0])
+        cosine = 1.0
+        for pad in (pad_length, shape_buckets):
+            graph.pad = pad
+            cosine = min(cosine, float(np.min(np.sum(plain * encoder.encode_texts(batches[0]), 1))))
+        cells = " ".join(f"{statistics.median(s) * 1000:>15.2f}" for s in seconds.values())
+        print(f"{size:>12} {cells} {cosine:>11.5f}")
+
+    build: dict[str, float] = dict.fromkeys(PADDINGS, 0.0)
+    for number in range(9):  # the first 1,024 titles warm up
+        chunk = list(itertools.islice(stream, 1024))
+        for name, pad in PADDINGS.items():
+            graph.pad = pad
+            build[name] += timed(chunk, batch_size=32) if number else 0.0
+    cells = " ".join(f"{seconds / 8192 * 1000:>15.3f}" for seconds in build.values())
+    print(f"{'build, 32s':>12} {cells}")
+    graph.pad = shipped
+    print(f"shipped: {next(n for n, p in PADDINGS.items() if p is shipped)}")
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 Precision = Literal["float32", "bfloat16"]
 TEXT_MIN_COSINE = INT8_MIN_COSINE  # the bar the int8 ONNX text tower must pass
 _HINTS: dict[Precision, str] = {"float32": "f32", "bfloat16": "bf16"}
+Feeds = dict[str, np.ndarray]
+Padding = Callable[[Feeds], Feeds]
 LENGTH_STEP = 8  # token lengths are padded to a multiple of this
 MAX_BUCKET_ROWS = 32  # batches up to this are padded to a power of two, larger ones to a multiple
 
@@ -47,25 +50,31 @@ def bucket_rows(rows: int) -> int:
     return 1 << max(rows - 1, 0).bit_length()
 
 
-def shape_buckets(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Token feeds (B, L) padded to (bucket_rows(B), L rounded up to LENGTH_STEP).
-
-    Extra columns are padding (zeros: the pad id and a zero attention mask, which the
-    towers ignore); extra rows repeat the first text, a valid input for any text graph,
-    and their outputs are dropped by the caller.
-    """
-    rows, width = next(iter(feeds.values())).shape
-    extra_rows = bucket_rows(rows) - rows
-    extra_columns = -width % LENGTH_STEP
-    if not extra_rows and not extra_columns:
+def pad_length(feeds: Feeds) -> Feeds:
+    """Token feeds (B, L) padded with zeros (the pad id, a zero attention mask: the towers
+    ignore them) to (B, L rounded up to LENGTH_STEP)."""
+    extra_columns = -next(iter(feeds.values())).shape[1] % LENGTH_STEP
+    if not extra_columns:
         return feeds
-    padded = {}
-    for name, tokens in feeds.items():
-        tokens = np.pad(tokens, ((0, 0), (0, extra_columns)))
-        if extra_rows:
-            tokens = np.concatenate([tokens, np.repeat(tokens[:1], extra_rows, axis=0)])
-        padded[name] = tokens
-    return padded
+    return {name: np.pad(tokens, ((0, 0), (0, extra_columns))) for name, tokens in feeds.items()}
+
+
+def shape_buckets(feeds: Feeds) -> Feeds:
+    """Token feeds (B, L) padded to (bucket_rows(B), L rounded up to LENGTH_STEP): extra
+    rows repeat the first text, a valid input for any text graph; the caller drops
+    their outputs."""
+    feeds = pad_length(feeds)
+    rows = len(next(iter(feeds.values())))
+    extra_rows = bucket_rows(rows) - rows
+    if not extra_rows:
+        return feeds
+    return {
+        name: np.concatenate([tokens, np.repeat(tokens[:1], extra_rows, axis=0)])
+        for name, tokens in feeds.items()
+    }
+
+
+TEXT_PADDING: Padding = shape_buckets
 
 
 class OpenVinoGraph:
@@ -79,9 +88,10 @@ class OpenVinoGraph:
         *,
         threads: int,
         precision: Precision,
-        buckets: bool = False,
+        pad: Padding | None = None,
     ) -> None:
-        """buckets: pad (batch, length) token feeds with `shape_buckets` (text graphs)."""
+        """pad: what pads each call's feeds to a shape OpenVINO has planned before (text
+        graphs: TEXT_PADDING); the output keeps only the caller's rows."""
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],  # bf16 is the default on AMX
             "PERFORMANCE_HINT": "LATENCY",
@@ -91,15 +101,15 @@ class OpenVinoGraph:
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.precision = precision
-        self.buckets = buckets
+        self.pad = pad
         source = str(graph) if isinstance(graph, Path) else graph
         self._request = core.compile_model(source, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one request: callers take turns
 
-    def run(self, _outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, _outputs: None, feeds: Feeds) -> list[np.ndarray]:
         rows = len(next(iter(feeds.values())))
-        if self.buckets:
-            feeds = shape_buckets(feeds)
+        if self.pad is not None:
+            feeds = self.pad(feeds)
         with self._lock:
             result = self._request.infer(feeds)
             # A copy (the buffer is reused), without the bucket's extra rows.
@@ -125,7 +135,7 @@ def openvino_text_graph(
     if has_bfloat16(core):
         precisions = ("bfloat16", "float32")
     for precision in precisions:
-        graph = OpenVinoGraph(core, path, threads=threads, precision=precision, buckets=True)
+        graph = OpenVinoGraph(core, path, threads=threads, precision=precision, pad=TEXT_PADDING)
         cosine = float(np.min(np.sum(graph.run(None, probe_feeds)[0] * reference, axis=1)))
         if cosine >= TEXT_MIN_COSINE:
             logger.info("OpenVINO text tower in %s (min probe cosine %.5f)", precision, cosine)

@@ -131,6 +131,9 @@ def test_shape_buckets_pad_columns_with_zeros_and_rows_with_the_first_text() -> 
     np.testing.assert_array_equal(padded["attention_mask"][3], padded["attention_mask"][0])
     exact = {"input_ids": ids[:2, :8], "attention_mask": mask[:2, :8]}
     assert openvino_runtime.shape_buckets(exact) is exact  # already a bucket's shape
+    longer = openvino_runtime.pad_length({"input_ids": ids, "attention_mask": mask})
+    assert longer["input_ids"].shape == (3, 16)  # the rows stay
+    np.testing.assert_array_equal(longer["input_ids"], padded["input_ids"][:3])
 
 
 @pytest.mark.slow  # the bundled model's export, shared with the test above
@@ -138,14 +141,15 @@ def test_bucketed_text_graph_returns_the_same_rows(default_openvino: OnnxEncoder
     """Padding to a bucket moves no embedding and returns one row per text (MiniLM; a
     Bi-LSTM graph fails the probes in OpenVINO and stays with ONNX Runtime)."""
     graph = default_openvino._text
-    assert isinstance(graph, openvino_runtime.OpenVinoGraph) and graph.buckets
+    assert isinstance(graph, openvino_runtime.OpenVinoGraph)
+    assert graph.pad is openvino_runtime.TEXT_PADDING
     texts = ["red dress", "Navy blue checked shirt for men with long sleeves", "socks"]
     for count in (1, 2, 3):
         bucketed = default_openvino.encode_texts(texts[:count])
-        graph.buckets = False
+        graph.pad = None
         try:
             plain = default_openvino.encode_texts(texts[:count])
         finally:
-            graph.buckets = True
+            graph.pad = openvino_runtime.TEXT_PADDING
         assert bucketed.shape == plain.shape == (count, default_openvino.embed_dim)
         assert np.sum(bucketed * plain, axis=1).min() >= 0.9999
