@@ -1,13 +1,13 @@
 """The OpenVINO text tower with its inputs padded to fewer shapes, or not
-(models.openvino_runtime: TEXT_PADDING).
+(models.openvino_runtime: TEXT_PADDING, the service's and the index build's).
 
     python benchmarks/bench_text_shapes.py [--model M] --catalog ../shared/data/kagl/catalog.csv
 
 A service encodes batches of whatever size and token length its queries come in, and a
 dynamic-shape OpenVINO graph plans each input shape it meets. Padding makes the shapes
 fewer at the cost of padded tokens. Three ways are compared: none; lengths rounded up
-to a multiple of 8 (`pad_length`); and that with batches padded to a power of two
-(`shape_buckets`). For each batch size of distinct titles in random order (a service's
+to a multiple of 8 (`pad_length`); and that for batches of up to 16 texts only
+(`pad_small_batches`, what ships). For each batch size of distinct titles in random order (a service's
 batches), all three first encode the same 300 warm-up batches, then alternate rounds
 over the same titles; the table gives the median milliseconds per call and the lowest
 cosine between a padded and the unpadded embedding of the same title. The last row is
@@ -32,13 +32,13 @@ import numpy as np
 from models.catalog import read_catalog
 from models.encoders import load_encoder
 from models.onnx_encoder import OnnxEncoder
-from models.openvino_runtime import OpenVinoGraph, Padding, pad_length, shape_buckets
+from models.openvino_runtime import OpenVinoGraph, Padding, pad_length, pad_small_batches
 
 BATCHES = (1, 3, 7, 12, 16, 32)
 PADDINGS: dict[str, Padding | None] = {
     "none": None,
     "length": pad_length,
-    "length+rows": shape_buckets,
+    "small batches": pad_small_batches,
 }
 
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         graph.pad = None
         plain = encoder.encode_texts(batches[0])
         cosine = 1.0
-        for pad in (pad_length, shape_buckets):
+        for pad in (pad_length, pad_small_batches):
             graph.pad = pad
             cosine = min(cosine, float(np.min(np.sum(plain * encoder.encode_texts(batches[0]), 1))))
         cells = " ".join(f"{statistics.median(s) * 1000:>15.2f}" for s in seconds.values())

@@ -12,11 +12,11 @@ that fails in float32 too, as a Bi-LSTM's packed sequences can, stays with ONNX
 Runtime); the image tower always runs in float32, as in bfloat16 the photos'
 embeddings moved to cosine 0.966.
 
-The text graph's inputs are padded to a few shapes (`shape_buckets`): OpenVINO plans a
-dynamic-shape graph once per input shape and reuses the plan when the shape comes
-again, so a service that sees every (batch, length) pair pays for planning on almost
-every call. Lengths rounded up to a multiple of 8 and batches to a power of two cost
-fewer, padded tokens than the planning saves (benchmarks/bench_text_shapes.py).
+A service's small batches of text have their token lengths padded to a multiple of 8
+(`TEXT_PADDING`): OpenVINO plans a dynamic-shape graph per input shape, and fewer
+shapes were 13-24% faster per call for batches of 1 to 16 titles, despite the padded
+tokens. Batches of 32 were slower so padded, so larger batches keep their length
+(benchmarks/bench_text_shapes.py).
 """
 
 from __future__ import annotations
@@ -40,14 +40,7 @@ _HINTS: dict[Precision, str] = {"float32": "f32", "bfloat16": "bf16"}
 Feeds = dict[str, np.ndarray]
 Padding = Callable[[Feeds], Feeds]
 LENGTH_STEP = 8  # token lengths are padded to a multiple of this
-MAX_BUCKET_ROWS = 32  # batches up to this are padded to a power of two, larger ones to a multiple
-
-
-def bucket_rows(rows: int) -> int:
-    """The batch size `rows` texts are padded to: 1, 2, 4, ... 32, then multiples of 32."""
-    if rows > MAX_BUCKET_ROWS:
-        return -(-rows // MAX_BUCKET_ROWS) * MAX_BUCKET_ROWS
-    return 1 << max(rows - 1, 0).bit_length()
+PAD_ROWS_UP_TO = 16  # batches up to this many texts have their lengths padded
 
 
 def pad_length(feeds: Feeds) -> Feeds:
@@ -59,22 +52,16 @@ def pad_length(feeds: Feeds) -> Feeds:
     return {name: np.pad(tokens, ((0, 0), (0, extra_columns))) for name, tokens in feeds.items()}
 
 
-def shape_buckets(feeds: Feeds) -> Feeds:
-    """Token feeds (B, L) padded to (bucket_rows(B), L rounded up to LENGTH_STEP): extra
-    rows repeat the first text, a valid input for any text graph; the caller drops
-    their outputs."""
-    feeds = pad_length(feeds)
-    rows = len(next(iter(feeds.values())))
-    extra_rows = bucket_rows(rows) - rows
-    if not extra_rows:
+def pad_small_batches(feeds: Feeds) -> Feeds:
+    """`pad_length` for batches of up to PAD_ROWS_UP_TO texts (a service's); larger ones,
+    such as an index build's length-sorted batches, pay more for the padded tokens than
+    the reused plans save."""
+    if len(next(iter(feeds.values()))) > PAD_ROWS_UP_TO:
         return feeds
-    return {
-        name: np.concatenate([tokens, np.repeat(tokens[:1], extra_rows, axis=0)])
-        for name, tokens in feeds.items()
-    }
+    return pad_length(feeds)
 
 
-TEXT_PADDING: Padding = shape_buckets
+TEXT_PADDING: Padding = pad_small_batches
 
 
 class OpenVinoGraph:
@@ -90,8 +77,8 @@ class OpenVinoGraph:
         precision: Precision,
         pad: Padding | None = None,
     ) -> None:
-        """pad: what pads each call's feeds to a shape OpenVINO has planned before (text
-        graphs: TEXT_PADDING); the output keeps only the caller's rows."""
+        """pad: pads each call's feeds (the same rows) to a shape OpenVINO may have
+        planned before (text graphs: TEXT_PADDING)."""
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],  # bf16 is the default on AMX
             "PERFORMANCE_HINT": "LATENCY",
@@ -107,13 +94,11 @@ class OpenVinoGraph:
         self._lock = threading.Lock()  # one request: callers take turns
 
     def run(self, _outputs: None, feeds: Feeds) -> list[np.ndarray]:
-        rows = len(next(iter(feeds.values())))
         if self.pad is not None:
             feeds = self.pad(feeds)
         with self._lock:
             result = self._request.infer(feeds)
-            # A copy (the buffer is reused), without the bucket's extra rows.
-            return [np.array(result[0][:rows], dtype=np.float32)]
+            return [np.array(result[0], dtype=np.float32)]  # a copy: the buffer is reused
 
 
 def has_bfloat16(core: ov.Core) -> bool:

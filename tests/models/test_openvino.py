@@ -113,43 +113,37 @@ def test_auto_prefers_openvino_then_onnx_runtime_and_says_so(
         load_encoder(artifact, device="cpu", runtime="openvino")
 
 
-def test_bucket_rows_are_powers_of_two_then_multiples_of_32() -> None:
-    sizes = [1, 2, 3, 4, 5, 9, 16, 17, 32, 33, 65]
-    assert [openvino_runtime.bucket_rows(n) for n in sizes] == [
-        1, 2, 4, 4, 8, 16, 16, 32, 32, 64, 96,
-    ]  # fmt: skip
-
-
-def test_shape_buckets_pad_columns_with_zeros_and_rows_with_the_first_text() -> None:
+def test_small_batches_are_padded_to_a_multiple_of_8_tokens_with_zeros() -> None:
     ids = np.arange(1, 31, dtype=np.int64).reshape(3, 10)
     mask = np.ones((3, 10), dtype=np.int64)
-    padded = openvino_runtime.shape_buckets({"input_ids": ids, "attention_mask": mask})
-    assert padded["input_ids"].shape == padded["attention_mask"].shape == (4, 16)
-    np.testing.assert_array_equal(padded["input_ids"][:3, :10], ids)
-    assert not padded["input_ids"][:3, 10:].any() and not padded["attention_mask"][:3, 10:].any()
-    np.testing.assert_array_equal(padded["input_ids"][3], padded["input_ids"][0])
-    np.testing.assert_array_equal(padded["attention_mask"][3], padded["attention_mask"][0])
-    exact = {"input_ids": ids[:2, :8], "attention_mask": mask[:2, :8]}
-    assert openvino_runtime.shape_buckets(exact) is exact  # already a bucket's shape
-    longer = openvino_runtime.pad_length({"input_ids": ids, "attention_mask": mask})
-    assert longer["input_ids"].shape == (3, 16)  # the rows stay
-    np.testing.assert_array_equal(longer["input_ids"], padded["input_ids"][:3])
+    padded = openvino_runtime.TEXT_PADDING({"input_ids": ids, "attention_mask": mask})
+    assert padded["input_ids"].shape == padded["attention_mask"].shape == (3, 16)
+    np.testing.assert_array_equal(padded["input_ids"][:, :10], ids)
+    assert not padded["input_ids"][:, 10:].any() and not padded["attention_mask"][:, 10:].any()
+    exact = {"input_ids": ids[:, :8], "attention_mask": mask[:, :8]}
+    assert openvino_runtime.TEXT_PADDING(exact) is exact  # already a multiple of 8
+    rows = openvino_runtime.PAD_ROWS_UP_TO + 1
+    large = {
+        "input_ids": np.ones((rows, 10), np.int64),
+        "attention_mask": np.ones((rows, 10), np.int64),
+    }
+    assert openvino_runtime.TEXT_PADDING(large) is large  # an index build's batch stays
 
 
 @pytest.mark.slow  # the bundled model's export, shared with the test above
-def test_bucketed_text_graph_returns_the_same_rows(default_openvino: OnnxEncoder) -> None:
-    """Padding to a bucket moves no embedding and returns one row per text (MiniLM; a
-    Bi-LSTM graph fails the probes in OpenVINO and stays with ONNX Runtime)."""
+def test_padded_text_graph_returns_the_same_rows(default_openvino: OnnxEncoder) -> None:
+    """Padding moves no embedding and returns one row per text (MiniLM; a Bi-LSTM graph
+    fails the probes in OpenVINO and stays with ONNX Runtime)."""
     graph = default_openvino._text
     assert isinstance(graph, openvino_runtime.OpenVinoGraph)
     assert graph.pad is openvino_runtime.TEXT_PADDING
     texts = ["red dress", "Navy blue checked shirt for men with long sleeves", "socks"]
     for count in (1, 2, 3):
-        bucketed = default_openvino.encode_texts(texts[:count])
+        padded = default_openvino.encode_texts(texts[:count])
         graph.pad = None
         try:
             plain = default_openvino.encode_texts(texts[:count])
         finally:
             graph.pad = openvino_runtime.TEXT_PADDING
-        assert bucketed.shape == plain.shape == (count, default_openvino.embed_dim)
-        assert np.sum(bucketed * plain, axis=1).min() >= 0.9999
+        assert padded.shape == plain.shape == (count, default_openvino.embed_dim)
+        assert np.sum(padded * plain, axis=1).min() >= 0.9999
