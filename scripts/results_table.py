@@ -26,7 +26,14 @@ FASHION_SIGLIP = (
 CATEGORY_FIELDS = ("masterCategory", "subCategory", "articleType", "baseColour")
 
 ROWS = [
-    ("lite0-minilm-colour", "Deep CMPL + shopper-query fields, colour-weighted (default)"),
+    (
+        "lite0-minilm-colour-128",
+        "Deep CMPL + shopper-query fields, colour-weighted, 4 epochs (default)",
+    ),
+    (
+        "lite0-minilm-colour",
+        "Deep CMPL + shopper-query fields, colour-weighted, 2 epochs (session 5)",
+    ),
     ("lite0-minilm-fields", "Deep CMPL + shopper-query fields, whole Lite0 (session 4)"),
     ("lite0-minilm", "Deep CMPL: EfficientNet-Lite0 + MiniLM, CMPM + CMPC (session 2)"),
     ("seed-mobilenet-bilstm", "Deep CMPL: MobileNetV1 + Bi-LSTM, CMPM (seed config)"),
