@@ -14,9 +14,10 @@ embeddings moved to cosine 0.966.
 
 A service's small batches of text have their token lengths padded to a multiple of 8
 (`TEXT_PADDING`): OpenVINO plans a dynamic-shape graph per input shape, and fewer
-shapes were 13-24% faster per call for batches of 1 to 16 titles, despite the padded
-tokens. Batches of 32 were slower so padded, so larger batches keep their length
-(benchmarks/bench_text_shapes.py).
+shapes were 5-35% faster per call for batches of 3 to 16 titles, despite the padded
+tokens. Batches of 32, and an index build's length-sorted batches, gained nothing or
+lost, so batches of more than 16 keep their length (benchmarks/bench_text_shapes.py,
+results/bench_text_shapes.txt).
 """
 
 from __future__ import annotations
