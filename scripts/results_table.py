@@ -27,8 +27,16 @@ CATEGORY_FIELDS = ("masterCategory", "subCategory", "articleType", "baseColour")
 
 ROWS = [
     (
+        "lite0-minilm-colour-b256",
+        "Deep CMPL + shopper-query fields, colour-weighted, 6 epochs, batches to 256 (default)",
+    ),
+    (
+        "lite0-minilm-colour-b128",
+        "Deep CMPL + shopper-query fields, colour-weighted, 5 epochs, batches of 128 (session 7)",
+    ),
+    (
         "lite0-minilm-colour-128",
-        "Deep CMPL + shopper-query fields, colour-weighted, 4 epochs (default)",
+        "Deep CMPL + shopper-query fields, colour-weighted, 4 epochs (session 6)",
     ),
     (
         "lite0-minilm-colour",
