@@ -2,7 +2,8 @@
 
 Once a batch of queries is encoded, their searches queue here (an `app.batcher`
 MicroBatcher that takes whatever is waiting, without waiting for more). The queued
-searches are grouped by index, target and filter set, and each group is one
+searches are grouped by index, target, filter set and hubness correction
+(models.hubness), and each group is one
 `index.search` call: an exact index answers the whole group with one matrix product
 (indexer.scan) instead of one scan per query. A group searches for the largest k of its
 queries and each query keeps its first k hits, which are its own top k; filtered
@@ -33,6 +34,7 @@ class SearchJob:
     k: int
     target: Target
     filters: Mapping[str, Any] | None
+    corrected: bool = False  # rank by the hubness-corrected score
 
 
 def filters_key(filters: Mapping[str, Any] | None) -> Hashable:
@@ -51,10 +53,10 @@ def search_jobs(
     jobs: Sequence[SearchJob], observe: SearchObserver | None = None
 ) -> list[list[Hit]]:
     """Hits of each job (best first, at most its k), one index.search per group of jobs
-    sharing index, target and filters."""
-    groups: dict[tuple[int, str, Hashable], list[int]] = {}
+    sharing index, target, filters and correction."""
+    groups: dict[tuple[int, str, Hashable, bool], list[int]] = {}
     for position, job in enumerate(jobs):
-        key = (id(job.index), job.target, filters_key(job.filters))
+        key = (id(job.index), job.target, filters_key(job.filters), job.corrected)
         groups.setdefault(key, []).append(position)
     results: list[list[Hit]] = [[] for _ in jobs]
     for members in groups.values():
@@ -62,7 +64,9 @@ def search_jobs(
         vectors = np.stack([np.asarray(jobs[m].vector, dtype=np.float32) for m in members])
         k = max(jobs[m].k for m in members)
         started = time.perf_counter()
-        rows = first.index.search(vectors, k, first.filters, target=first.target)
+        rows = first.index.search(
+            vectors, k, first.filters, target=first.target, corrected=first.corrected
+        )
         if observe is not None:
             observe(first.target, len(members), time.perf_counter() - started)
         for member, row in zip(members, rows, strict=True):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -16,8 +18,8 @@ from pathlib import Path
 
 from app.milvus_backend import milvus_opener, open_or_build_milvus
 from app.protocols import Encoder, SearchIndex
-from app.settings import IndexSettings, ModelSettings, Settings
-from indexer import build_index, open_index
+from app.settings import IndexSettings, ModelSettings, RankingSettings, Settings
+from indexer import ProductIndex, build_index, open_index
 from indexer.errors import IndexNotFoundError, ModelMismatchError
 from indexer.manifest import check_model
 from indexer.scan import set_blas_threads
@@ -78,6 +80,51 @@ def default_opener(
     )
 
 
+def with_hubness(opener: IndexOpener, model: Encoder, ranking: RankingSettings) -> IndexOpener:
+    """Opens like `opener`, then measures every product's hubness against the model's
+    query bank (ProductIndex.set_hubness), so that long text queries are corrected
+    (models.hubness). The bank is encoded once, at the first open. Without a bank, with
+    alpha 0, or on Milvus, searches rank by cosine alone."""
+    # Models' encoders carry their artifact's bank; a test's fake or an older artifact
+    # may have none.
+    bank_texts = list(getattr(model, "query_bank", None) or [])
+    if ranking.hubness_alpha == 0 or not bank_texts:
+        logger.info(
+            "hubness correction off (%s)",
+            "alpha 0" if bank_texts else f"model {model.model_id} has no query bank",
+        )
+        return opener
+    bank: list = []  # the encoded bank, once
+    lock = threading.Lock()
+
+    def open_corrected(path: Path | str) -> SearchIndex:
+        index = opener(path)
+        if not isinstance(index, ProductIndex):  # Milvus
+            logger.info("hubness correction off: a %s ranks by cosine alone", type(index).__name__)
+            return index
+        with lock:
+            if not bank:
+                bank.append(model.encode_texts(bank_texts))
+        started = time.perf_counter()
+        try:
+            index.set_hubness(bank[0], alpha=ranking.hubness_alpha)
+        except BaseException:
+            index.close()
+            raise
+        logger.info(
+            "hubness correction on: %d products against %d bank queries in %.1f s "
+            "(alpha %g, text queries of %d+ words)",
+            len(index),
+            len(bank_texts),
+            time.perf_counter() - started,
+            ranking.hubness_alpha,
+            ranking.hubness_min_words,
+        )
+        return index
+
+    return open_corrected
+
+
 def open_checked(path: Path | str, model: Encoder, opener: IndexOpener) -> SearchIndex:
     """Open the published index at `path`; refuse one built with another model."""
     return _checked_model(opener(path), model, path)
@@ -135,8 +182,10 @@ def prepare(
 ) -> Serving:
     """Load (or take) the model and the index. Blocking: run it in a worker thread."""
     model = model if model is not None else load_encoder(settings.model)
-    opener = opener or default_opener(
-        settings.index, settings.milvus_token, model_id=model.model_id
+    opener = with_hubness(
+        opener or default_opener(settings.index, settings.milvus_token, model_id=model.model_id),
+        model,
+        settings.ranking,
     )
     path: Path | str | None = settings.index.path
     if settings.index.backend == "milvus":

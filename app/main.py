@@ -73,6 +73,7 @@ async def _lifespan(
         batching=settings.batching,
         limits=settings.limits,
         query_cache=QueryCache(settings.query_cache.size),
+        ranking=settings.ranking,
     )
     service.start()
     app.state.reloader = Reloader(

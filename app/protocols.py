@@ -60,8 +60,20 @@ class SearchIndex(Protocol):
 
     def __len__(self) -> int: ...
 
+    @property
+    def hubness_targets(self) -> tuple[Target, ...]:
+        """The targets whose searches `corrected=True` ranks by the hubness-corrected
+        score (models.hubness); empty when the index has not measured hubness."""
+        ...
+
     def search(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        target: Target,
+        corrected: bool = False,
     ) -> list[list[Any]]:
         """vectors (Q, D) float32 -> per query, up to k Hits over the target, best first."""
         ...

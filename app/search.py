@@ -27,8 +27,9 @@ from app.metrics import Metrics
 from app.protocols import Encoder, Hit, SearchIndex
 from app.query_cache import QueryCache, normalise_query
 from app.schemas import SearchResponse, SearchResult, Target
-from app.settings import BatchingSettings, LimitSettings
+from app.settings import BatchingSettings, LimitSettings, RankingSettings
 from indexer.filters import check_filters
+from models.hubness import is_specific
 from models.images import open_image
 
 
@@ -46,8 +47,10 @@ class SearchService:
         batching: BatchingSettings,
         limits: LimitSettings | None = None,
         query_cache: QueryCache | None = None,
+        ranking: RankingSettings | None = None,
     ) -> None:
         self.model = model
+        self._min_words = (ranking or RankingSettings()).hubness_min_words
         self.holder = holder
         self.metrics = metrics
         self.query_cache = query_cache if query_cache is not None else QueryCache(0)
@@ -119,8 +122,14 @@ class SearchService:
         started = time.perf_counter()
         with self.holder.lease() as index:
             self._check_request(index, target, filters)
-            vector = await self._text_vector(normalise_query(query))
-            return await self._search(index, vector, started, k=k, target=target, filters=filters)
+            query = normalise_query(query)
+            vector = await self._text_vector(query)
+            # A query that describes one product is ranked with the hubness correction,
+            # where the index has measured it (models.hubness).
+            corrected = target in index.hubness_targets and is_specific(query, self._min_words)
+            return await self._search(
+                index, vector, started, k=k, target=target, filters=filters, corrected=corrected
+            )
 
     async def _text_vector(self, query: str) -> np.ndarray:
         """The embedding of a normalised query: from the cache, else encoded and cached."""
@@ -172,12 +181,15 @@ class SearchService:
         k: int,
         target: Target,
         filters: Mapping[str, Any] | None,
+        corrected: bool = False,
     ) -> SearchResponse:
         if self._batched_search:
-            job = SearchJob(index, vector, k, target, filters)
+            job = SearchJob(index, vector, k, target, filters, corrected)
             results = await self._searches.submit(job)
         else:
-            results = await asyncio.to_thread(self._search_sync, index, vector, k, target, filters)
+            results = await asyncio.to_thread(
+                self._search_sync, index, vector, k, target, filters, corrected
+            )
         took_ms = (time.perf_counter() - started) * 1000.0
         return SearchResponse(results=results, took_ms=round(took_ms, 3), model=self.model_id)
 
@@ -193,10 +205,11 @@ class SearchService:
         k: int,
         target: Target,
         filters: Mapping[str, Any] | None,
+        corrected: bool = False,
     ) -> list[SearchResult]:
         started = time.perf_counter()
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        hits = index.search(query, k, filters, target=target)[0]
+        hits = index.search(query, k, filters, target=target, corrected=corrected)[0]
         self.metrics.observe_search(target, 1, time.perf_counter() - started)
         return self._results(index, hits)
 

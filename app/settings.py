@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.hubness import DEFAULT_ALPHA, DEFAULT_MIN_WORDS
+
 ENV_PREFIX = "FASHION_"
 SAMPLE_CATALOG = Path("data") / "sample" / "catalog.csv"
 
@@ -155,6 +157,23 @@ class BatchingSettings(BaseModel):
     )
 
 
+class RankingSettings(BaseModel):
+    hubness_alpha: float = Field(
+        default=DEFAULT_ALPHA,
+        ge=0.0,
+        le=2.0,
+        description="Hubness correction of text searches over photos and product vectors "
+        "(models.hubness): score = cosine - alpha * the product's hubness against the "
+        "model's query bank; 0 turns it off.",
+    )
+    hubness_min_words: int = Field(
+        default=DEFAULT_MIN_WORDS,
+        ge=1,
+        description="Only text queries of at least this many words are corrected: a "
+        "shorter one names a kind of product, where typical photos are right.",
+    )
+
+
 class QueryCacheSettings(BaseModel):
     size: int = Field(
         default=4096,
@@ -195,6 +214,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     query_cache: QueryCacheSettings = Field(default_factory=QueryCacheSettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)
 

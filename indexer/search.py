@@ -44,6 +44,13 @@ from indexer.scan import FlatScan, Scan, check_scan, is_flat
 from indexer.similar import DuplicateKeys
 from indexer.store import ProductRecord, ProductStore
 from models.catalog import Product
+from models.hubness import DEFAULT_ALPHA, DEFAULT_K, hubness
+
+# A hubness-corrected query re-ranks this many candidates beyond its k: the correction
+# moves scores by at most alpha * (the spread of hubness), a few hundredths.
+HUBNESS_CANDIDATES = 100
+# Hubness is measured against text queries: it corrects text searches over these.
+HUBNESS_TARGETS: tuple[Target, ...] = ("image", "product")
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,20 @@ class IndexAPI:
     manifest: Manifest
 
     def search(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        target: Target,
+        corrected: bool = False,
     ) -> list[list[Hit]]:
         raise NotImplementedError
+
+    @property
+    def hubness_targets(self) -> tuple[Target, ...]:
+        """The targets whose searches `corrected=True` corrects for hubness; none here."""
+        return ()
 
     def close(self) -> None:
         raise NotImplementedError
@@ -161,6 +179,8 @@ class ProductIndex(IndexAPI):
             self._attributes = AttributeIndex.from_records((r.num, r.attributes) for r in records)
             self._duplicates = DuplicateKeys.from_records(records)
             self._check_counts()
+            self._hubness: dict[Target, np.ndarray] = {}
+            self._hubness_alpha = 0.0
         except BaseException:
             self._store.close()
             raise
@@ -205,15 +225,46 @@ class ProductIndex(IndexAPI):
             )
         raise InvalidQueryError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
 
+    def set_hubness(
+        self, bank: np.ndarray, *, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA
+    ) -> None:
+        """Measure every product's hubness (models.hubness) on photos and product vectors
+        against `bank`, (M, D) normalised query embeddings; from then on searches with
+        `corrected=True` rank by cosine - alpha * hubness. alpha 0 or an empty bank:
+        no correction. Seconds for a catalogue of tens of thousands."""
+        if alpha < 0:
+            raise ValueError(f"alpha must not be negative, got {alpha}")
+        bank = np.asarray(bank, dtype=np.float32)
+        if alpha == 0 or len(bank) == 0:
+            self._hubness, self._hubness_alpha = {}, 0.0
+            return
+        self._hubness = {
+            target: hubness(self._sides[target].vectors_of(self._nums), bank, k)
+            for target in HUBNESS_TARGETS
+            if target in self._sides
+        }
+        self._hubness_alpha = float(alpha)
+
+    @property
+    def hubness_targets(self) -> tuple[Target, ...]:
+        return tuple(self._hubness)
+
     def _search(
         self, side: _Side, vectors: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> list[list[Hit]]:
+        return [
+            [Hit(self._id_of(num), score) for num, score in row]
+            for row in self._search_nums(side, vectors, k, allowed)
+        ]
+
+    def _search_nums(
+        self, side: _Side, vectors: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[list[tuple[int, float]]]:
         queries = self._queries(vectors, k)
         if side.scan is not None:
-            rows = side.scan.search(queries, int(k), allowed)
-            return [[Hit(self._id_of(num), score) for num, score in row] for row in rows]
+            return side.scan.search(queries, int(k), allowed)
         with knn.faiss_threads(self.threads):
-            rows = knn.search(
+            return knn.search(
                 side.index,
                 queries,
                 int(k),
@@ -223,7 +274,24 @@ class ProductIndex(IndexAPI):
                 all_ids=self._nums,
                 on_gpu=side.placement == "gpu",
             )
-        return [[Hit(self._id_of(num), score) for num, score in row] for row in rows]
+
+    def _corrected_search(
+        self, side: _Side, vectors: np.ndarray, k: int, allowed: np.ndarray | None, target: Target
+    ) -> list[list[Hit]]:
+        """The k best of k + HUBNESS_CANDIDATES candidates by cosine - alpha * hubness;
+        a Hit's score is that corrected score."""
+        bias = self._hubness_alpha * self._hubness[target]
+        out: list[list[Hit]] = []
+        for row in self._search_nums(side, vectors, k + HUBNESS_CANDIDATES, allowed):
+            if not row:
+                out.append([])
+                continue
+            nums = np.fromiter((num for num, _ in row), dtype=np.int64, count=len(row))
+            scores = np.fromiter((score for _, score in row), dtype=np.float32, count=len(row))
+            scores -= bias[np.searchsorted(self._nums, nums)]
+            best = np.argsort(-scores, kind="stable")[:k]
+            out.append([Hit(self._id_of(int(nums[i])), float(scores[i])) for i in best])
+        return out
 
     def _id_of(self, num: int) -> str:
         position = int(np.searchsorted(self._nums, num))
@@ -234,15 +302,26 @@ class ProductIndex(IndexAPI):
         return self._ids[position]
 
     def search(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        target: Target,
+        corrected: bool = False,
     ) -> list[list[Hit]]:
         """vectors (Q, D) float32 -> per query, min(k, matching products) Hits over the
         target's vectors (product photos, titles, or product vectors), best first.
 
+        corrected: rank by the hubness-corrected score where `set_hubness` measured the
+        target (`hubness_targets`); elsewhere it changes nothing.
         TargetUnavailableError for "product" on an index built without product vectors.
         """
         side = self._side(target)
-        return self._search(side, vectors, k, self._attributes.allowed(filters))
+        allowed = self._attributes.allowed(filters)
+        if corrected and target in self._hubness:
+            return self._corrected_search(side, vectors, k, allowed, target)
+        return self._search(side, vectors, k, allowed)
 
     def similar(
         self,

@@ -6,6 +6,9 @@ weights.safetensors  trained weights (towers equal to their packaged pretrained
 vocab.json         the word vocabulary (bilstm text tower only)
 checksums.json     sha256 of each file above and the model id derived from them
 metrics.json       evaluation results (written later; not part of the id)
+query_bank.txt     a sample of the training split's titles, one per line, for the
+                   search's hubness correction (models.hubness; not part of the id:
+                   it moves no embedding, and an older artifact may gain one)
 
 The weights an artifact borrows from installed packages are pinned by a sha256 per
 tensor (`borrowed_sha256` in config.json, so the id covers them; in checksums.json for
@@ -45,12 +48,13 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
-CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS = (
+CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS, QUERY_BANK = (
     "config.json",
     "weights.safetensors",
     "vocab.json",
     "checksums.json",
     "metrics.json",
+    "query_bank.txt",
 )
 
 
@@ -66,13 +70,15 @@ def save_artifact(
     metrics: dict[str, Any] | None = None,
     weights_dtype: str = "float32",
     float32_prefixes: Sequence[str] = (),
+    query_bank: Sequence[str] | None = None,
 ) -> str:
     """Write `model` as an artifact directory and return its model id.
 
     `weights_dtype="float16"` halves the size; floating weights load back as float32.
     `float32_prefixes` keeps the state-dict keys that start with them in float32 (a tower
-    whose embeddings float16 storage moves too far). The directory is replaced whole once
-    the new artifact is complete.
+    whose embeddings float16 storage moves too far). `query_bank`: typical queries for
+    the hubness correction (None: the model's own, if any). The directory is replaced
+    whole once the new artifact is complete.
     """
     from models.artifact_weights import write_artifact  # PyTorch
 
@@ -83,6 +89,9 @@ def save_artifact(
     staging.mkdir()
     try:
         model_id = write_artifact(model, staging, metrics, weights_dtype, tuple(float32_prefixes))
+        bank = query_bank if query_bank is not None else model.query_bank
+        if bank:
+            write_query_bank(staging, bank)
         fsync_tree(staging)
         _replace_dir(staging, final)
     finally:
@@ -108,6 +117,25 @@ def write_metrics(directory: str | Path, metrics: dict[str, Any]) -> None:
 def read_metrics(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / METRICS
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_query_bank(directory: str | Path, queries: Sequence[str]) -> None:
+    """Write an artifact's query bank (models.hubness), one query per line."""
+    lines = [" ".join(q.split()) for q in queries]
+    if any(not line for line in lines):
+        raise ArtifactError("a query bank cannot hold an empty query")
+    write_atomic(Path(directory) / QUERY_BANK, "".join(f"{line}\n" for line in lines))
+
+
+def read_query_bank(directory: str | Path) -> list[str]:
+    """An artifact's query bank; empty when it has none."""
+    path = Path(directory) / QUERY_BANK
+    if not path.is_file():
+        return []
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"model artifact file {path} is damaged: {exc}") from exc
 
 
 def _version(package: str) -> str:
@@ -203,6 +231,7 @@ class ArtifactParts:
     tokenizer: Tokenizer
     metrics: dict[str, Any]
     stored: dict[str, Any]  # config.json as read
+    query_bank: list[str]  # empty when the artifact has none
 
 
 def read_artifact(path: str | Path | None = None) -> ArtifactParts:
@@ -229,7 +258,15 @@ def read_artifact(path: str | Path | None = None) -> ArtifactParts:
         if config.text.name == "bilstm"
         else MiniLMTokenizer(config.text.max_length)
     )
-    return ArtifactParts(directory, model_id, config, tokenizer, read_metrics(directory), stored)
+    return ArtifactParts(
+        directory,
+        model_id,
+        config,
+        tokenizer,
+        read_metrics(directory),
+        stored,
+        read_query_bank(directory),
+    )
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "auto") -> JointModel:

@@ -142,6 +142,7 @@ def model_from_parts(parts: ArtifactParts, device: str | torch.device) -> JointM
     _load_weights(model, directory / WEIGHTS, stored.get("weights_from_packages", []))
     model.model_id = parts.model_id
     model.metrics = parts.metrics
+    model.query_bank = parts.query_bank
     return model.to(resolve_device(device)).eval()
 
 

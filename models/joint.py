@@ -43,6 +43,7 @@ class JointModel(nn.Module):
         self.text_head = build_head(config.head, self.text_tower.feature_dim, config.embed_dim)
         self.model_id = "untrained"  # the artifact loader sets the content hash
         self.metrics: dict[str, object] = {}  # and the artifact's metrics.json
+        self.query_bank: list[str] = []  # and its query bank (models.hubness)
 
     @property
     def embed_dim(self) -> int:

@@ -49,6 +49,9 @@ class ModelParts(Protocol):
     @property
     def metrics(self) -> Any: ...
 
+    @property
+    def query_bank(self) -> list[str]: ...
+
 
 class Graph(Protocol):
     """A loaded graph: an ONNX Runtime session, or models.openvino_runtime's."""
@@ -72,6 +75,7 @@ class OnnxEncoder:
         self.model_id: str = model.model_id
         self.config: ModelConfig = model.config
         self.metrics = model.metrics
+        self.query_bank: list[str] = list(model.query_bank)
         self.tokenizer: Tokenizer = model.tokenizer
         self.transform = ImageTransform(model.config.preprocess)
         self.export = info

@@ -1,5 +1,7 @@
 """Copy a trained artifact into models/default with float16 weights, after checking
-that the seed-protocol metrics on the validation split do not move.
+that the seed-protocol metrics on the validation split do not move. An artifact
+without a query bank (trained before it existed) gets one drawn from the catalogue's
+training split (models.hubness.sample_bank, seed 0).
 
     python scripts/bundle_default_model.py runs/lite0-minilm/model --catalog ../shared/data/kagl/catalog.csv
 """
@@ -12,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from models import DEFAULT_MODEL_DIR, load_model, read_catalog, read_metrics, save_artifact
+from models.hubness import sample_bank
 from training.data import SplitSpec
 from training.evaluate import evaluate_seed
 
@@ -33,7 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     full = load_model(args.artifact, device="cpu")
-    val = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products).val
+    splits = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products)
+    val = splits.val
+    bank = full.query_bank or sample_bank([p.text for p in splits.train])
     before = evaluate_seed(full, val)
     staging = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -43,6 +48,7 @@ def main() -> None:
         metrics=read_metrics(args.artifact),
         weights_dtype="float16",
         float32_prefixes=args.float32,
+        query_bank=bank,
     )
     after = evaluate_seed(load_model(staging, device="cpu"), val)
     for direction in before:

@@ -15,12 +15,14 @@ from models.artifact import DEVICES, read_metrics, write_metrics
 from models.encoders import RUNTIMES, load_encoder
 from models.exits import exit_codes_help
 from models.fusion import DEFAULT_PRODUCT_WEIGHTS, ProductWeights, parse_weights
+from models.hubness import DEFAULT_ALPHA
 from models.progress import LOG_INTERVAL_S
 from training.config import available_configs, load_config
 from training.data import SplitSpec
 from training.evaluate import (
     PROTOCOLS,
     TARGETS,
+    Correction,
     evaluate_catalog_tasks,
     evaluate_seed,
     format_categories,
@@ -131,6 +133,15 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         help="w_image,w_text of the product vectors (default 0.9,0.1, as the indexer)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled gallery")
+    parser.add_argument(
+        "--hubness-alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        metavar="ALPHA",
+        help="rank text queries over photos and product vectors as the service does: "
+        f"hubness-corrected with this alpha against the model's query bank (default "
+        f"{DEFAULT_ALPHA}; 0: plain cosine; a model without a bank is never corrected)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     parser.add_argument(
         "--save-to-model",
@@ -176,14 +187,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "catalog": str(args.catalog),
         "runtime": args.runtime,
     }
+    if args.hubness_alpha < 0:
+        raise ValueError(f"--hubness-alpha must not be negative, got {args.hubness_alpha}")
+    correction = Correction.of(model, args.hubness_alpha)
+    report["hubness"] = correction.describe() if correction is not None else None
     if args.protocol == "seed":
-        results = evaluate_seed(model, products, gallery_size=args.gallery_size, seed=args.seed)
+        results = evaluate_seed(
+            model,
+            products,
+            gallery_size=args.gallery_size,
+            seed=args.seed,
+            correction=correction,
+        )
         print(format_table(results, f"seed protocol, {args.split} split, model {model.model_id}"))
         report["results"] = results
     else:
         weights = args.product_weights
         tasks = evaluate_catalog_tasks(
-            model, products, catalog.products, targets=args.target, product_weights=weights
+            model,
+            products,
+            catalog.products,
+            targets=args.target,
+            product_weights=weights,
+            correction=correction,
         )
         for target, found in tasks.items():
             title = f"catalog protocol, {args.split} split, target {target}, model {model.model_id}"

@@ -9,11 +9,13 @@ import math
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from models import Product, fuse
 from models.encoders import Encoder
+from models.hubness import DEFAULT_ALPHA, DEFAULT_K, DEFAULT_MIN_WORDS, hubness, is_specific
 from models.progress import progress_bar
 from training.metrics import precision_summary, ranked_relevance, summarise
 from training.queries import MISSING
@@ -38,6 +40,49 @@ def encode_photos(model: Encoder, products: Sequence[Product], batch_size: int) 
     return np.concatenate(chunks)
 
 
+@dataclass(frozen=True)
+class Correction:
+    """The service's hubness correction (models.hubness), for text queries over photos
+    and product vectors: `bank` is the model's query bank, encoded."""
+
+    bank: np.ndarray
+    alpha: float = DEFAULT_ALPHA
+    k: int = DEFAULT_K
+    min_words: int = DEFAULT_MIN_WORDS
+
+    @classmethod
+    def of(cls, model: Encoder, alpha: float = DEFAULT_ALPHA) -> Correction | None:
+        """The model's correction; None with alpha 0 or a model without a query bank."""
+        texts = list(getattr(model, "query_bank", None) or [])
+        if alpha <= 0 or not texts:
+            return None
+        return cls(model.encode_texts(texts), alpha)
+
+    def apply(self, scores: np.ndarray, queries: Sequence[str], gallery: np.ndarray) -> np.ndarray:
+        """(Q, N) cosines of text `queries` against `gallery` (N, D) -> the scores the
+        service ranks by: rows of queries of min_words or more lowered by alpha * hubness."""
+        rows = np.array([is_specific(q, self.min_words) for q in queries], dtype=bool)
+        if not rows.any():
+            return scores
+        corrected = scores.copy()
+        corrected[rows] -= self.alpha * hubness(gallery, self.bank, self.k)[None, :]
+        return corrected
+
+    def describe(self) -> dict[str, float]:
+        return {
+            "alpha": self.alpha,
+            "k": self.k,
+            "min_words": self.min_words,
+            "bank": len(self.bank),
+        }
+
+
+def _corrected(
+    correction: Correction | None, scores: np.ndarray, queries: Sequence[str], gallery: np.ndarray
+) -> np.ndarray:
+    return scores if correction is None else correction.apply(scores, queries, gallery)
+
+
 def _encode(
     model: Encoder, products: Sequence[Product], batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -53,15 +98,18 @@ def evaluate_seed(
     gallery_size: int = 1000,
     seed: int = 0,
     batch_size: int = 128,
+    correction: Correction | None = None,
 ) -> dict[str, dict[str, float]]:
-    """A seeded gallery of `gallery_size` products; each is a query in both directions."""
+    """A seeded gallery of `gallery_size` products; each is a query in both directions.
+    `correction`: text->image ranked as the service ranks (hubness-corrected)."""
     products = list(products)
     if len(products) > gallery_size:
         products = random.Random(seed).sample(products, gallery_size)
     images, texts = _encode(model, products, batch_size)
     titles = [p.text for p in products]
+    text_scores = _corrected(correction, texts @ images.T, titles, images)
     results = {
-        "text_to_image": summarise(ranked_relevance(texts @ images.T, titles, titles)),
+        "text_to_image": summarise(ranked_relevance(text_scores, titles, titles)),
         "image_to_text": summarise(ranked_relevance(images @ texts.T, titles, titles)),
     }
     chance = random_recall_at(titles, 10)
@@ -90,6 +138,7 @@ def evaluate_catalog(
     *,
     batch_size: int = 128,
     gallery_embeddings: tuple[np.ndarray, np.ndarray | None] | None = None,
+    correction: Correction | None = None,
 ) -> dict[str, dict[str, float]]:
     """Text->image: queries are the distinct titles of `queries`, the gallery every
     product photo of `gallery`; R@k is the share of a title's products in the top k.
@@ -103,8 +152,9 @@ def evaluate_catalog(
     gallery_titles = [p.text for p in gallery]
     query_titles = sorted({p.text for p in queries})
     query_text_emb = model.encode_texts(query_titles, batch_size=batch_size)
+    scores = _corrected(correction, query_text_emb @ image_emb.T, query_titles, image_emb)
     text_to_image = summarise(
-        ranked_relevance(query_text_emb @ image_emb.T, query_titles, gallery_titles), recall="share"
+        ranked_relevance(scores, query_titles, gallery_titles), recall="share"
     )
     distinct_titles = sorted(set(gallery_titles))
     title_emb = model.encode_texts(distinct_titles, batch_size=batch_size)
@@ -133,6 +183,7 @@ def evaluate_categories(
     gallery_embeddings: np.ndarray,
     fields: Sequence[str] = CATEGORY_FIELDS,
     batch_size: int = 128,
+    correction: Correction | None = None,
 ) -> dict[str, dict[str, float]]:
     """Category tasks: each distinct value of `field` among `queries` ("Tshirts",
     "Navy Blue", "Topwear") is a text query against `gallery_embeddings` (one row per
@@ -152,7 +203,10 @@ def evaluate_categories(
             continue
         value_emb = model.encode_texts(values, batch_size=batch_size)
         gallery_values = [p.attributes.get(field, "").strip() for p in gallery]
-        relevant = ranked_relevance(value_emb @ gallery_embeddings.T, values, gallery_values)
+        scores = _corrected(
+            correction, value_emb @ gallery_embeddings.T, values, gallery_embeddings
+        )
+        relevant = ranked_relevance(scores, values, gallery_values)
         if relevant.any():
             results[field] = precision_summary(relevant)
     return results
@@ -188,6 +242,7 @@ def evaluate_catalog_tasks(
     targets: Sequence[str] = ("image",),
     product_weights: Sequence[float] = (0.9, 0.1),
     batch_size: int = 128,
+    correction: Correction | None = None,
 ) -> dict[str, dict]:
     """The catalogue-scale tasks for each search target, encoding the gallery once.
 
@@ -195,7 +250,8 @@ def evaluate_catalog_tasks(
     category tasks); "product": its product vectors (models.fuse of photo and title, as
     the indexer builds them), title->product and the category tasks. A title query finds
     its own title inside a product vector, so the product target's title task measures
-    the search a shopper gets, not how well photos alone are understood.
+    the search a shopper gets, not how well photos alone are understood. `correction`:
+    text queries ranked as the service ranks them (hubness-corrected).
     -> {target: {"results": {...}, "categories": {...}}}
     """
     gallery = list(gallery)
@@ -210,12 +266,22 @@ def evaluate_catalog_tasks(
         else:
             raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
         results = evaluate_catalog(
-            model, queries, gallery, batch_size=batch_size, gallery_embeddings=(embeddings, None)
+            model,
+            queries,
+            gallery,
+            batch_size=batch_size,
+            gallery_embeddings=(embeddings, None),
+            correction=correction,
         )
         if target != "image":  # photos query titles: the product target has no such side
             del results["image_to_text"]
         categories = evaluate_categories(
-            model, queries, gallery, gallery_embeddings=embeddings, batch_size=batch_size
+            model,
+            queries,
+            gallery,
+            gallery_embeddings=embeddings,
+            batch_size=batch_size,
+            correction=correction,
         )
         out[target] = {"results": results, "categories": categories}
     return out

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from models import JointModel, build_model, read_catalog, save_artifact
 from models.artifact import resolve_device
+from models.hubness import sample_bank
 from models.progress import progress_bar
 from training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
@@ -66,9 +67,13 @@ def _validate(model: JointModel, config: TrainConfig, val: list) -> tuple[dict, 
 
     The seed protocol (a 1,000-product gallery) is logged for continuity; selection uses
     the title task and the category tasks with every val photo as the gallery
-    (training.evaluate.selection_score), the catalogue-scale tasks in miniature.
+    (training.evaluate.selection_score), the catalogue-scale tasks in miniature. The
+    seed gallery is drawn with the split's seed, not the run's, so that runs trained with
+    other seeds are scored on the same gallery.
     """
-    seed = evaluate_seed(model, val, gallery_size=config.data.val_gallery, seed=config.seed)
+    seed = evaluate_seed(
+        model, val, gallery_size=config.data.val_gallery, seed=config.data.split_seed
+    )
     photos = model.encode_images([p.image for p in val])
     title = evaluate_catalog(model, val, val, gallery_embeddings=(photos, None))
     categories = evaluate_categories(model, val, val, gallery_embeddings=photos)
@@ -429,6 +434,9 @@ def _end_of_epoch(
                 "split": config.data.split.to_metrics(),
                 "val": record.get("val"),
             },
+            # Typical queries the search's hubness correction compares photos with: never
+            # a val or test title (the split is by title).
+            query_bank=sample_bank([p.text for p in splits.train], seed=config.seed),
         )
     record["best"] = improved
     record["time"] = speed  # kept apart: the only field that differs between equal runs

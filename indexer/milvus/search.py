@@ -179,10 +179,17 @@ class MilvusIndex(IndexAPI):
         return [Hit(str(rows[i][ID_FIELD]), float(scores[i])) for i in order]
 
     def search(
-        self, vectors: np.ndarray, k: int, filters: Filters | None = None, *, target: Target
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        target: Target,
+        corrected: bool = False,
     ) -> list[list[Hit]]:
         """vectors (Q, D) float32 -> per query, min(k, matching products) Hits over the
-        target's vectors, best first (inner product = cosine similarity)."""
+        target's vectors, best first (inner product = cosine similarity). Milvus has no
+        hubness correction (`hubness_targets` is empty): `corrected` changes nothing."""
         field = self._vector_field(target)
         return self._search(self._queries(vectors, k), k, field, self.expression(filters))
 

@@ -106,6 +106,9 @@ class FakeIndex:
         self.manifest = SimpleNamespace(model_id=model_id or encoder.model_id, count=len(products))
         self.search_delay_s = search_delay_s
         self.closed = False
+        # Set it to pretend the index measured hubness; `corrected` records each search's flag.
+        self.hubness_targets: tuple[str, ...] = ()
+        self.corrected: list[bool] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -139,7 +142,10 @@ class FakeIndex:
         self._check_open()
         return results
 
-    def search(self, vectors: np.ndarray, k: int, filters=None, *, target) -> list[list[Hit]]:
+    def search(
+        self, vectors: np.ndarray, k: int, filters=None, *, target, corrected: bool = False
+    ) -> list[list[Hit]]:
+        self.corrected.extend([corrected] * len(vectors))
         return self._search(self._vectors[target], vectors, k, filters)
 
     def search_images(self, vectors: np.ndarray, k: int, filters=None) -> list[list[Hit]]:

@@ -27,9 +27,9 @@ class CountingIndex(FakeIndex):
         super().__init__(*args, **kwargs)
         self.calls: list[int] = []
 
-    def search(self, vectors, k, filters=None, *, target):  # type: ignore[no-untyped-def]
+    def search(self, vectors, k, filters=None, *, target, corrected=False):  # type: ignore[no-untyped-def]
         self.calls.append(len(vectors))
-        return super().search(vectors, k, filters, target=target)
+        return super().search(vectors, k, filters, target=target, corrected=corrected)
 
 
 def test_filters_key_ignores_value_order() -> None:
@@ -60,6 +60,19 @@ def test_jobs_are_grouped_by_target_and_filters(products, encoder: FakeEncoder) 
         alone = index.search(job.vector[None], job.k, job.filters, target=job.target)[0]
         assert [h.id for h in hits] == [h.id for h in alone]
         np.testing.assert_allclose([h.score for h in hits], [h.score for h in alone], atol=1e-6)
+
+
+def test_corrected_and_plain_queries_are_searched_apart(products, encoder: FakeEncoder) -> None:  # type: ignore[no-untyped-def]
+    index = CountingIndex(products, encoder)
+    vectors = encoder.encode_texts(QUERIES)
+    flags = [True, False, True, False, True]
+    jobs = [
+        SearchJob(index, vector, 5, "image", None, flag)  # type: ignore[arg-type]
+        for vector, flag in zip(vectors, flags, strict=True)
+    ]
+    search_jobs(jobs)
+    assert sorted(index.calls) == [2, 3]
+    assert sorted(index.corrected) == sorted(flags)
 
 
 async def _answers(app: FastAPI, requests: list[dict]) -> list[list[tuple[str, float]]]:
@@ -120,9 +133,9 @@ async def test_concurrent_queries_share_one_search(
     calls: list[int] = []
     search = index.search
 
-    def counting(vectors, k, filters=None, *, target):  # type: ignore[no-untyped-def]
+    def counting(vectors, k, filters=None, *, target, corrected=False):  # type: ignore[no-untyped-def]
         calls.append(len(vectors))
-        return search(vectors, k, filters, target=target)
+        return search(vectors, k, filters, target=target, corrected=corrected)
 
     index.search = counting  # type: ignore[method-assign]
     encoder.delay_s = 0.05  # the queries gather into one encoding batch

@@ -112,6 +112,24 @@ def test_metrics_are_stored_but_not_part_of_the_id(tiny_model_dir: Path, tmp_pat
     assert loaded.metrics == read_metrics(directory) == {"val": {"R@1": 0.5}}
 
 
+def test_the_query_bank_is_stored_but_not_part_of_the_id(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    assert load_model(tiny_model_dir, device="cpu").query_bank == []
+    directory = _copy(tiny_model_dir, tmp_path)
+    models.artifact.write_query_bank(directory, ["Nike Men Navy  Blue Shoes", "Puma Women Tee"])
+    loaded = load_model(directory, device="cpu")
+    assert loaded.model_id == verify_artifact(tiny_model_dir)
+    assert loaded.query_bank == ["Nike Men Navy Blue Shoes", "Puma Women Tee"]
+    again = tmp_path / "again"
+    save_artifact(loaded, again)  # a model's bank travels with it
+    assert load_model(again, device="cpu").query_bank == loaded.query_bank
+    save_artifact(loaded, again, query_bank=["Red Dress"])
+    assert load_model(again, device="cpu").query_bank == ["Red Dress"]
+    with pytest.raises(ArtifactError, match="empty query"):
+        models.artifact.write_query_bank(directory, ["ok", "  "])
+
+
 def test_float16_weights_load_as_float32(
     tiny_model: JointModel, tmp_path: Path, sample_dir: Path
 ) -> None:

@@ -148,3 +148,37 @@ def test_category_tasks_on_a_hand_made_gallery() -> None:
         0.25 + np.mean([m["P@10"] for m in results.values()])
     )
     assert "articleType" in format_categories(results)
+
+
+def test_the_correction_lowers_hubs_for_long_queries_only() -> None:
+    from training.evaluate import Correction
+
+    # photo 0 is a hub: close to every bank query; photo 1 to none
+    bank = np.array([[0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
+    gallery = np.array(
+        [[np.sqrt(0.5), np.sqrt(0.5)], [np.sqrt(0.5), -np.sqrt(0.5)]], dtype=np.float32
+    )
+    correction = Correction(bank, alpha=0.5, k=2)
+    scores = np.array([[0.50, 0.45], [0.50, 0.45]], dtype=np.float32)
+    corrected = correction.apply(scores, ["navy blue running shoes", "Shoes"], gallery)
+    hub = 0.5 * (gallery @ bank.T).mean(axis=1)  # alpha * hubness
+    np.testing.assert_allclose(corrected[0], scores[0] - hub, atol=1e-6)
+    assert corrected[0, 1] > corrected[0, 0]  # the hub falls below the other photo
+    np.testing.assert_array_equal(corrected[1], scores[1])  # one word: untouched
+    assert correction.describe() == {"alpha": 0.5, "k": 2, "min_words": 3, "bank": 2}
+
+
+def test_correction_of_a_model_needs_its_bank_and_a_positive_alpha() -> None:
+    from training.evaluate import Correction
+
+    class Banked:
+        query_bank = ["nike men shoes", "puma women tee"]
+
+        def encode_texts(self, texts, batch_size=256):  # noqa: ANN001, ANN202
+            return np.eye(len(texts), 4, dtype=np.float32)
+
+    correction = Correction.of(Banked())  # type: ignore[arg-type]
+    assert correction is not None and correction.bank.shape == (2, 4)
+    assert Correction.of(Banked(), alpha=0.0) is None  # type: ignore[arg-type]
+    Banked.query_bank = []
+    assert Correction.of(Banked()) is None  # type: ignore[arg-type]

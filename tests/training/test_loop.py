@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import training.loop
-from models import ArtifactError, load_model
+from models import ArtifactError, load_model, read_catalog
 from training.checkpoint import CHECKPOINT
 from training.config import TrainConfig
+from training.data import SplitSpec
 from training.loop import LOG_FILE, MODEL_DIR, train
 
 
@@ -51,6 +52,10 @@ def test_train_writes_an_artifact_a_checkpoint_and_a_log(
     assert metrics["config"] == "tiny" and metrics["epoch"] in (1, 2)
     assert metrics["split"] == {"seed": 0, "val_fraction": 0.1, "test_fraction": 0.1}
     assert (tmp_path / "run" / CHECKPOINT).is_file()
+    # the query bank (models.hubness) holds training titles only: never a val or test one
+    splits = SplitSpec.from_metrics(metrics).split(read_catalog(catalog).products)
+    assert model.query_bank == sorted({p.text for p in splits.train})
+    assert not set(model.query_bank) & {p.text for p in splits.val + splits.test}
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(

@@ -1,0 +1,61 @@
+"""models.hubness: the hubness statistic, the query gate, and the bank sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import models.hubness
+from models.hubness import hubness, is_specific, sample_bank
+
+
+def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((rows, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_hubness_is_the_mean_of_the_k_nearest_bank_cosines(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(models.hubness, "_CHUNK", 7)  # several chunks, one ragged
+    gallery, bank = _unit(30, 16, 0), _unit(50, 16, 1)
+    reference = np.sort(gallery.astype(np.float64) @ bank.T.astype(np.float64), axis=1)
+    for k in (1, 5, 50):
+        expected = reference[:, -k:].mean(axis=1)
+        np.testing.assert_allclose(hubness(gallery, bank, k), expected, atol=1e-6)
+
+
+def test_a_hub_scores_higher_than_an_outlier() -> None:
+    bank = _unit(40, 8, 2)
+    centre = bank.mean(axis=0) / np.linalg.norm(bank.mean(axis=0))
+    gallery = np.stack([centre, -centre]).astype(np.float32)
+    hub, outlier = hubness(gallery, bank, 10)
+    assert hub > outlier
+
+
+def test_small_and_empty_banks() -> None:
+    gallery, bank = _unit(4, 8, 3), _unit(3, 8, 4)
+    np.testing.assert_allclose(
+        hubness(gallery, bank, 10), (gallery @ bank.T).mean(axis=1), atol=1e-6
+    )
+    assert not hubness(gallery, np.zeros((0, 8), np.float32)).any()
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        hubness(gallery, bank, 0)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        hubness(gallery, _unit(3, 6, 5))
+
+
+def test_only_queries_of_enough_words_are_specific() -> None:
+    assert not is_specific("Tshirts")
+    assert not is_specific("  Navy   Blue ")
+    assert is_specific("navy blue shirts")
+    assert is_specific("Nike Men Navy Blue Running Shoes")
+    assert is_specific("navy blue", min_words=2) and not is_specific("navy", min_words=2)
+
+
+def test_the_bank_sample_is_seeded_distinct_and_sorted() -> None:
+    texts = [f"title {i % 300}" for i in range(1000)]
+    bank = sample_bank(texts, size=100, seed=3)
+    assert bank == sample_bank(list(reversed(texts)), size=100, seed=3)
+    assert len(bank) == len(set(bank)) == 100 and bank == sorted(bank)
+    assert set(bank) <= set(texts)
+    assert sample_bank(texts, size=100, seed=4) != bank
+    assert sample_bank(texts[:50], size=100) == sorted(set(texts[:50]))
