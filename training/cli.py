@@ -191,6 +191,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--hubness-alpha must not be negative, got {args.hubness_alpha}")
     correction = Correction.of(model, args.hubness_alpha)
     report["hubness"] = correction.describe() if correction is not None else None
+    if correction is not None:
+        print(
+            f"text queries of {correction.min_words}+ words over photos and product vectors "
+            f"ranked as the service ranks them: hubness-corrected, alpha {correction.alpha}, "
+            f"a bank of {len(correction.bank)} queries (--hubness-alpha 0: plain cosine)"
+        )
     if args.protocol == "seed":
         results = evaluate_seed(
             model,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from models import load_model
 from training import cli
 from training.config import CONFIG_DIR
 from training.loop import LOG_FILE, MODEL_DIR
@@ -219,3 +220,31 @@ def test_resume_continues_and_refuses_another_config(
     assert err.startswith("error: ") and "written by another training config" in err
     assert len(err.splitlines()) == 1
     assert _epochs(run) == [1, 2]
+
+
+def test_evaluate_ranks_like_the_service_unless_told_not_to(
+    trained: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    catalog, out = trained
+    model = load_model(out / MODEL_DIR, device="cpu")
+    assert model.query_bank  # training wrote its titles' sample
+    args = ["evaluate", "--model", str(out / MODEL_DIR), "--catalog", str(catalog)]
+    args += ["--device", "cpu", "--split", "val"]
+    reports = {}
+    for alpha in ("0.5", "0"):
+        path = tmp_path / f"alpha-{alpha}.json"
+        assert cli.main([*args, "--hubness-alpha", alpha, "--json", str(path)]) == 0
+        reports[alpha] = json.loads(path.read_text())
+    said = capsys.readouterr().out
+    assert said.count("hubness-corrected, alpha 0.5") == 1
+    assert reports["0.5"]["hubness"] == {
+        "alpha": 0.5,
+        "k": 10,
+        "min_words": 3,
+        "bank": len(model.query_bank),
+    }
+    assert reports["0"]["hubness"] is None
+    # photo queries are never corrected
+    assert reports["0.5"]["results"]["image_to_text"] == reports["0"]["results"]["image_to_text"]
+    assert cli.main([*args, "--hubness-alpha", "-1"]) == 1
+    assert "--hubness-alpha must not be negative" in capsys.readouterr().err
