@@ -27,6 +27,9 @@ from models.encoders import load_encoder as load_runtime_encoder
 
 logger = logging.getLogger(__name__)
 
+# Bank queries encoded per call (the micro-batcher's sizes; see with_hubness).
+BANK_BATCH_SIZE = 16
+
 # Path of a FAISS index directory, or a Milvus URI (its opener knows the collection).
 IndexOpener = Callable[[Path | str], SearchIndex]
 
@@ -104,7 +107,9 @@ def with_hubness(opener: IndexOpener, model: Encoder, ranking: RankingSettings) 
             return index
         with lock:
             if not bank:
-                bank.append(model.encode_texts(bank_texts))
+                # In the service's own batch sizes: OpenVINO keeps memory for each input
+                # shape it has run, and batches of 256 titles held 150 MB more for good.
+                bank.append(model.encode_texts(bank_texts, batch_size=BANK_BATCH_SIZE))
         started = time.perf_counter()
         try:
             index.set_hubness(bank[0], alpha=ranking.hubness_alpha)

@@ -27,8 +27,18 @@ CATEGORY_FIELDS = ("masterCategory", "subCategory", "articleType", "baseColour")
 
 ROWS = [
     (
+        "lite0-minilm-colour-b256-lr2-hubness",
+        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (default), "
+        "ranked as the service ranks (hubness-corrected)",
+    ),
+    (
+        "lite0-minilm-colour-b256-lr2",
+        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (default), "
+        "cosine",
+    ),
+    (
         "lite0-minilm-colour-b256",
-        "Deep CMPL + shopper-query fields, colour-weighted, 6 epochs, batches to 256 (default)",
+        "Deep CMPL + shopper-query fields, colour-weighted, 6 epochs, batches to 256 (session 7)",
     ),
     (
         "lite0-minilm-colour-b128",
