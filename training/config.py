@@ -59,6 +59,11 @@ class OptimConfig:
     augment: bool = False
     # Save checkpoint.pt at least this often inside an epoch, for --resume.
     checkpoint_minutes: NonNegative = 20.0  # 0: after every batch
+    # > 0: a batch larger than this is stepped with cached gradients
+    # (training.grad_cache): the towers hold the activations of this many photos or
+    # texts at a time, so the batch (the negatives per title) can grow past memory, for
+    # one forward more per step. CMPL and Siamese schemes, one process.
+    grad_cache_chunk: Count = 0
 
 
 @dataclass(frozen=True, config=STRICT_CONFIG)
@@ -124,7 +129,13 @@ def parse_config(data: dict[str, Any], name: str) -> TrainConfig:
         "data": parse_config_section(DataConfig, data.pop("data", {}), "[data]"),
         "fields": _fields(data.pop("fields", {})),
     }
-    return parse_config_section(TrainConfig, {"name": name, **data, **sections}, f"config {name}")
+    config = parse_config_section(TrainConfig, {"name": name, **data, **sections}, f"config {name}")
+    if config.optim.grad_cache_chunk and config.scheme == "corrnet":
+        raise ConfigError(
+            "[optim] grad_cache_chunk works for schemes whose loss reads the embeddings "
+            "only (cmpl, siamese); corrnet reconstructs the towers' features"
+        )
+    return config
 
 
 def available_configs() -> list[str]:

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from models import JointModel, build_model, read_catalog, save_artifact
+from models import ConfigError, JointModel, build_model, read_catalog, save_artifact
 from models.artifact import resolve_device
 from models.hubness import sample_bank
 from models.progress import progress_bar
@@ -32,11 +33,12 @@ from training.data import (
 )
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.evaluate import evaluate_catalog, evaluate_categories, evaluate_seed, selection_score
+from training.grad_cache import cached_gradient_step
 from training.init import model_from_artifact
 from training.objectives import build_objective, multi_field_loss
 from training.optim import apply_freezing, build_scheduler, param_groups
 from training.prefix_cache import CachedPairDataset, compute_prefix_cache
-from training.queries import all_wordings, batch_queries, query_rng
+from training.queries import FieldQueries, all_wordings, batch_queries, query_rng
 
 logger = logging.getLogger(__name__)
 MODEL_DIR = "model"
@@ -130,6 +132,12 @@ def train(
     out = Path(out_dir)
     resolved = resolve_device(device)
     dist_info = init_distributed(resolved)
+    if dist_info.enabled and config.optim.grad_cache_chunk:
+        cleanup(dist_info)
+        raise ConfigError(
+            "[optim] grad_cache_chunk steps one process's batch; under torchrun each rank "
+            "has its own batch: leave it 0 and grow the batch with more ranks"
+        )
     if resolved.type == "cuda" and dist_info.enabled:
         resolved = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(resolved)
@@ -339,20 +347,33 @@ def _train_one_epoch(run: EpochRun) -> tuple[float, dict[str, float]]:
             [run.splits.train[i] for i in indices],
             query_rng(config.seed, run.epoch, step),
         )
-        with autocast:
-            outputs = runner(
-                pixels,
-                model.tokenize(texts),
-                image_from_block=config.optim.image_frozen_blocks,
-                extra_tokens=[model.tokenize(q.texts) for q in queries],
-            )
-            loss = objective(outputs[:4], labels)
-            if queries:
-                loss = loss + multi_field_loss(
-                    outputs[2], queries, outputs[4:], config.fields, scale=config.loss.scale
-                )
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        chunk = config.optim.grad_cache_chunk
+        if chunk and chunk < len(texts):
+            loss = cached_gradient_step(
+                model,
+                pixels,
+                texts,
+                [q.texts for q in queries],
+                partial(_embedding_loss, objective, config, labels, queries),
+                chunk=chunk,
+                image_from_block=config.optim.image_frozen_blocks,
+                autocast=autocast,
+            )
+        else:
+            with autocast:
+                outputs = runner(
+                    pixels,
+                    model.tokenize(texts),
+                    image_from_block=config.optim.image_frozen_blocks,
+                    extra_tokens=[model.tokenize(q.texts) for q in queries],
+                )
+                loss = objective(outputs[:4], labels)
+                if queries:
+                    loss = loss + multi_field_loss(
+                        outputs[2], queries, outputs[4:], config.fields, scale=config.loss.scale
+                    )
+            loss.backward()
         if dist_info.enabled:  # the objective's own parameters are not under DDP
             _all_reduce_grads(objective, dist_info)
         state.optimizer.step()
@@ -377,6 +398,25 @@ def _train_one_epoch(run: EpochRun) -> tuple[float, dict[str, float]]:
     seconds = time.perf_counter() - started
     speed = {"seconds": seconds, "images_per_s": seen * dist_info.world_size / max(seconds, 1e-9)}
     return total / max(1, count), speed
+
+
+def _embedding_loss(
+    objective: nn.Module,
+    config: TrainConfig,
+    labels: torch.Tensor,
+    queries: list[FieldQueries],
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    query_embs: list[torch.Tensor],
+) -> torch.Tensor:
+    """A batch's loss from its embeddings alone (training.grad_cache): CMPL and the
+    Siamese objective read only the embeddings of the outputs they are given."""
+    loss = objective((image_emb, text_emb, image_emb, text_emb), labels)
+    if queries:
+        loss = loss + multi_field_loss(
+            image_emb, queries, query_embs, config.fields, scale=config.loss.scale
+        )
+    return loss
 
 
 def _all_reduce_grads(module: nn.Module, dist_info: DistInfo) -> None:
