@@ -7,28 +7,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_MODEL_CONFIG
 from torch import nn
 
 import training.distributed
 import training.loop
-from models import ConfigError, JointModel, build_model, load_model, read_catalog
+from models import ConfigError, JointModel, ModelConfig, build_model, load_model, read_catalog
 from training.config import TrainConfig, parse_config
 from training.grad_cache import cached_gradient_step
-from training.losses import cmpm_loss, multi_positive_loss
 from training.loop import MODEL_DIR, train
+from training.losses import cmpm_loss, multi_positive_loss
 
 TITLES = [f"men navy blue shirt {i % 5}" for i in range(10)]
 QUERIES = [["shirts", "navy blue shirts", "tshirts"], ["men", "women"]]
 
 
-def _model(sample_catalog: Path) -> JointModel:
+def _model(sample_catalog: Path, config: ModelConfig) -> JointModel:
     texts = [p.text for p in read_catalog(sample_catalog).products] + TITLES
     torch.manual_seed(0)
-    model = build_model(TINY_MODEL_CONFIG, texts)
+    model = build_model(config, texts)
     # dropout in both heads: the replayed chunks must draw the same masks; BatchNorm on
     # the photos' side: its running statistics must move once per chunk
-    dim = TINY_MODEL_CONFIG.embed_dim
+    dim = config.embed_dim
     model.image_head = nn.Sequential(nn.Dropout(0.3), model.image_head, nn.BatchNorm1d(dim))
     model.text_head = nn.Sequential(nn.Dropout(0.3), model.text_head)
     return model.train()
@@ -61,9 +60,12 @@ def _reference(model: JointModel, pixels: torch.Tensor, chunk: int) -> torch.Ten
 
 
 @pytest.mark.parametrize("chunk", [2, 4, 5, 10])  # 4: a ragged last chunk
-def test_cached_gradients_equal_one_pass_over_the_chunks(sample_catalog: Path, chunk: int) -> None:
+def test_cached_gradients_equal_one_pass_over_the_chunks(
+    sample_catalog: Path, tiny_model_config: ModelConfig, chunk: int
+) -> None:
     pixels = torch.randn(10, 3, 32, 24, generator=torch.Generator().manual_seed(1))
-    reference, cached = _model(sample_catalog), _model(sample_catalog)
+    reference = _model(sample_catalog, tiny_model_config)
+    cached = _model(sample_catalog, tiny_model_config)
     torch.manual_seed(7)
     expected = _reference(reference, pixels, chunk)
     torch.manual_seed(7)
@@ -81,10 +83,15 @@ def test_cached_gradients_equal_one_pass_over_the_chunks(sample_catalog: Path, c
         torch.testing.assert_close(b, a, msg=name)
 
 
-def test_a_chunk_below_one_is_refused(sample_catalog: Path) -> None:
+def test_a_chunk_below_one_is_refused(sample_catalog: Path, tiny_model_config: ModelConfig) -> None:
     with pytest.raises(ValueError, match="chunk must be at least 1"):
         cached_gradient_step(
-            _model(sample_catalog), torch.zeros(2, 3, 32, 24), TITLES[:2], [], _loss, chunk=0
+            _model(sample_catalog, tiny_model_config),
+            torch.zeros(2, 3, 32, 24),
+            TITLES[:2],
+            [],
+            _loss,
+            chunk=0,
         )
 
 
