@@ -24,6 +24,7 @@ from indexer.errors import IndexNotFoundError, ModelMismatchError
 from indexer.manifest import check_model
 from indexer.scan import set_blas_threads
 from models.encoders import load_encoder as load_runtime_encoder
+from models.hubness import query_bank_of
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ def with_hubness(opener: IndexOpener, model: Encoder, ranking: RankingSettings) 
     query bank (ProductIndex.set_hubness), so that long text queries are corrected
     (models.hubness). The bank is encoded once, at the first open. Without a bank, with
     alpha 0, or on Milvus, searches rank by cosine alone."""
-    # Models' encoders carry their artifact's bank; a test's fake or an older artifact
-    # may have none.
-    bank_texts = list(getattr(model, "query_bank", None) or [])
+    bank_texts = query_bank_of(model)
     if ranking.hubness_alpha == 0 or not bank_texts:
         logger.info(
             "hubness correction off (%s)",

@@ -51,6 +51,12 @@ def hubness(gallery: np.ndarray, bank: np.ndarray, k: int = DEFAULT_K) -> np.nda
     return out
 
 
+def query_bank_of(model: object) -> list[str]:
+    """The model's query bank: its artifact's `query_bank.txt`, empty when it has none
+    (an older artifact, or a test's fake encoder, which lacks the attribute)."""
+    return list(getattr(model, "query_bank", None) or [])
+
+
 def is_specific(query: str, min_words: int = DEFAULT_MIN_WORDS) -> bool:
     """Whether a text query describes one product (at least `min_words` words) rather
     than a kind of product; only those are hubness-corrected."""

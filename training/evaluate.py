@@ -5,6 +5,7 @@ A retrieved product is correct when its title equals the query product's title.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections import Counter
@@ -15,7 +16,14 @@ import numpy as np
 
 from models import Product, fuse
 from models.encoders import Encoder
-from models.hubness import DEFAULT_ALPHA, DEFAULT_K, DEFAULT_MIN_WORDS, hubness, is_specific
+from models.hubness import (
+    DEFAULT_ALPHA,
+    DEFAULT_K,
+    DEFAULT_MIN_WORDS,
+    hubness,
+    is_specific,
+    query_bank_of,
+)
 from models.progress import progress_bar
 from training.metrics import precision_summary, ranked_relevance, summarise
 from training.queries import MISSING
@@ -49,11 +57,16 @@ class Correction:
     alpha: float = DEFAULT_ALPHA
     k: int = DEFAULT_K
     min_words: int = DEFAULT_MIN_WORDS
+    # id(gallery) -> (gallery, its hubness): the title task and the four category tasks
+    # rank against the same gallery, whose hubness (41k x bank cosines) is measured once
+    _measured: dict[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, model: Encoder, alpha: float = DEFAULT_ALPHA) -> Correction | None:
         """The model's correction; None with alpha 0 or a model without a query bank."""
-        texts = list(getattr(model, "query_bank", None) or [])
+        texts = query_bank_of(model)
         if alpha <= 0 or not texts:
             return None
         return cls(model.encode_texts(texts), alpha)
@@ -65,8 +78,16 @@ class Correction:
         if not rows.any():
             return scores
         corrected = scores.copy()
-        corrected[rows] -= self.alpha * hubness(gallery, self.bank, self.k)[None, :]
+        corrected[rows] -= self.alpha * self.hubness_of(gallery)[None, :]
         return corrected
+
+    def hubness_of(self, gallery: np.ndarray) -> np.ndarray:
+        """(N,) hubness of each gallery row, measured once per gallery array."""
+        cached = self._measured.get(id(gallery))
+        if cached is None or cached[0] is not gallery:
+            cached = (gallery, hubness(gallery, self.bank, self.k))
+            self._measured[id(gallery)] = cached
+        return cached[1]
 
     def describe(self) -> dict[str, float]:
         return {

@@ -59,3 +59,13 @@ def test_the_bank_sample_is_seeded_distinct_and_sorted() -> None:
     assert set(bank) <= set(texts)
     assert sample_bank(texts, size=100, seed=4) != bank
     assert sample_bank(texts[:50], size=100) == sorted(set(texts[:50]))
+
+
+def test_a_model_without_a_bank_has_an_empty_one() -> None:
+    from types import SimpleNamespace
+
+    from models.hubness import query_bank_of
+
+    assert query_bank_of(SimpleNamespace(query_bank=["nike men shoes"])) == ["nike men shoes"]
+    assert query_bank_of(SimpleNamespace(query_bank=[])) == []
+    assert query_bank_of(object()) == []  # a fake encoder without the attribute

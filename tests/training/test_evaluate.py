@@ -182,3 +182,24 @@ def test_correction_of_a_model_needs_its_bank_and_a_positive_alpha() -> None:
     assert Correction.of(Banked(), alpha=0.0) is None  # type: ignore[arg-type]
     Banked.query_bank = []
     assert Correction.of(Banked()) is None  # type: ignore[arg-type]
+
+
+def test_the_correction_measures_a_gallery_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import training.evaluate
+    from training.evaluate import Correction
+
+    calls = []
+    real = training.evaluate.hubness
+
+    def counting(gallery, bank, k):  # type: ignore[no-untyped-def]
+        calls.append(len(gallery))
+        return real(gallery, bank, k)
+
+    monkeypatch.setattr(training.evaluate, "hubness", counting)
+    correction = Correction(np.eye(3, 4, dtype=np.float32), alpha=0.5, k=2)
+    gallery, other = np.eye(5, 4, dtype=np.float32), np.eye(2, 4, dtype=np.float32)
+    for _ in range(3):  # the title task and the category tasks share the gallery
+        correction.apply(np.zeros((1, 5), np.float32), ["a long query"], gallery)
+    once = correction.apply(np.zeros((1, 2), np.float32), ["a long query"], other)
+    assert calls == [5, 2]
+    np.testing.assert_allclose(once[0], -0.5 * real(other, correction.bank, 2))
