@@ -19,12 +19,12 @@ from pathlib import Path
 from app.milvus_backend import milvus_opener, open_or_build_milvus
 from app.protocols import Encoder, SearchIndex
 from app.settings import IndexSettings, ModelSettings, RankingSettings, Settings
-from indexer import ProductIndex, build_index, open_index
+from indexer import CORRECTED_TARGETS, ProductIndex, build_index, open_index
 from indexer.errors import IndexNotFoundError, ModelMismatchError
 from indexer.manifest import check_model
 from indexer.scan import set_blas_threads
 from models.encoders import load_encoder as load_runtime_encoder
-from models.hubness import query_bank_of
+from models.hubness import photo_bank_of, query_bank_of
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +86,16 @@ def default_opener(
 
 def with_hubness(opener: IndexOpener, model: Encoder, ranking: RankingSettings) -> IndexOpener:
     """Opens like `opener`, then measures every product's hubness against the model's
-    query bank (ProductIndex.set_hubness), so that long text queries are corrected
-    (models.hubness). The bank is encoded once, at the first open. Without a bank, with
-    alpha 0, or on Milvus, searches rank by cosine alone."""
+    banks (ProductIndex.set_hubness): photos and product vectors against its query bank,
+    so that long text queries are corrected, and titles against its photo bank, so that
+    photo uploads are (models.hubness). The query bank is encoded once, at the first
+    open. Without banks, with alpha 0, or on Milvus, searches rank by cosine alone."""
     bank_texts = query_bank_of(model)
-    if ranking.hubness_alpha == 0 or not bank_texts:
+    photo_bank = photo_bank_of(model)
+    if ranking.hubness_alpha == 0 or not (bank_texts or photo_bank is not None):
         logger.info(
             "hubness correction off (%s)",
-            "alpha 0" if bank_texts else f"model {model.model_id} has no query bank",
+            "alpha 0" if ranking.hubness_alpha == 0 else f"model {model.model_id} has no banks",
         )
         return opener
     bank: list = []  # the encoded bank, once
@@ -108,21 +110,29 @@ def with_hubness(opener: IndexOpener, model: Encoder, ranking: RankingSettings) 
             if not bank:
                 # In the service's own batch sizes: OpenVINO keeps memory for each input
                 # shape it has run, and batches of 256 titles held 150 MB more for good.
-                bank.append(model.encode_texts(bank_texts, batch_size=BANK_BATCH_SIZE))
+                bank.append(
+                    model.encode_texts(bank_texts, batch_size=BANK_BATCH_SIZE)
+                    if bank_texts
+                    else None
+                )
         started = time.perf_counter()
         try:
-            index.set_hubness(bank[0], alpha=ranking.hubness_alpha)
+            index.set_hubness(bank[0], photo_bank=photo_bank, alpha=ranking.hubness_alpha)
         except BaseException:
             index.close()
             raise
         logger.info(
-            "hubness correction on: %d products against %d bank queries in %.1f s "
-            "(alpha %g, text queries of %d+ words)",
+            "hubness correction on: %d products against %d bank queries and %d bank photos "
+            "in %.1f s (alpha %g; text queries of %d+ words over %s, photos over %s)",
             len(index),
             len(bank_texts),
+            0 if photo_bank is None else len(photo_bank),
             time.perf_counter() - started,
             ranking.hubness_alpha,
             ranking.hubness_min_words,
+            ", ".join(t for t in CORRECTED_TARGETS["text"] if t in index.hubness_targets) or "none",
+            ", ".join(t for t in CORRECTED_TARGETS["image"] if t in index.hubness_targets)
+            or "none",
         )
         return index
 

@@ -28,6 +28,7 @@ from app.protocols import Encoder, Hit, SearchIndex
 from app.query_cache import QueryCache, normalise_query
 from app.schemas import SearchResponse, SearchResult, Target
 from app.settings import BatchingSettings, LimitSettings, RankingSettings
+from indexer import CORRECTED_TARGETS
 from indexer.filters import check_filters
 from models.hubness import is_specific
 from models.images import open_image
@@ -126,7 +127,11 @@ class SearchService:
             vector = await self._text_vector(query)
             # A query that describes one product is ranked with the hubness correction,
             # where the index has measured it (models.hubness).
-            corrected = target in index.hubness_targets and is_specific(query, self._min_words)
+            corrected = (
+                target in CORRECTED_TARGETS["text"]
+                and target in index.hubness_targets
+                and is_specific(query, self._min_words)
+            )
             return await self._search(
                 index, vector, started, k=k, target=target, filters=filters, corrected=corrected
             )
@@ -158,7 +163,12 @@ class SearchService:
             self._check_request(index, target, filters)
             pixels = await self.decode(data)
             vector = await self._images.submit(pixels)
-            return await self._search(index, vector, started, k=k, target=target, filters=filters)
+            # A photo describes one product: corrected wherever the index measured the
+            # target's hubness against photos (titles; models.hubness).
+            corrected = target in CORRECTED_TARGETS["image"] and target in index.hubness_targets
+            return await self._search(
+                index, vector, started, k=k, target=target, filters=filters, corrected=corrected
+            )
 
     async def decode(self, data: bytes) -> Any:
         """An upload -> what the encoder takes, in the bounded pool of decoding threads:

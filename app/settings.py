@@ -162,9 +162,9 @@ class RankingSettings(BaseModel):
         default=DEFAULT_ALPHA,
         ge=0.0,
         le=2.0,
-        description="Hubness correction of text searches over photos and product vectors "
-        "(models.hubness): score = cosine - alpha * the product's hubness against the "
-        "model's query bank; 0 turns it off.",
+        description="Hubness correction (models.hubness): text searches over photos and "
+        "product vectors score cosine - alpha * the product's hubness against the model's "
+        "query bank, photo searches over titles against its photo bank; 0 turns it off.",
     )
     hubness_min_words: int = Field(
         default=DEFAULT_MIN_WORDS,

@@ -26,12 +26,13 @@ from indexer.errors import (
     UnknownProductError,
 )
 from indexer.manifest import TARGETS, Manifest, Target
-from indexer.search import Hit, ProductIndex, open_index
+from indexer.search import CORRECTED_TARGETS, Hit, ProductIndex, open_index
 from indexer.update import update_index
 from indexer.verify import VerifyReport, verify_index
 from indexer.versions import BuildReport
 
 __all__ = [
+    "CORRECTED_TARGETS",
     "TARGETS",
     "BuildReport",
     "CatalogImageError",

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import faiss
 import numpy as np
@@ -49,8 +49,12 @@ from models.hubness import DEFAULT_ALPHA, DEFAULT_K, hubness
 # A hubness-corrected query re-ranks this many candidates beyond its k: the correction
 # moves scores by at most alpha * (the spread of hubness), a few hundredths.
 HUBNESS_CANDIDATES = 100
-# Hubness is measured against text queries: it corrects text searches over these.
-HUBNESS_TARGETS: tuple[Target, ...] = ("image", "product")
+# Which targets' hubness each kind of query is corrected by: photos and product vectors
+# are measured against a bank of text queries, titles against a bank of photos.
+CORRECTED_TARGETS: dict[Literal["text", "image"], tuple[Target, ...]] = {
+    "text": ("image", "product"),
+    "image": ("text",),
+}
 
 
 @dataclass(frozen=True)
@@ -226,24 +230,33 @@ class ProductIndex(IndexAPI):
         raise InvalidQueryError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
 
     def set_hubness(
-        self, bank: np.ndarray, *, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA
+        self,
+        bank: np.ndarray | None,
+        *,
+        photo_bank: np.ndarray | None = None,
+        k: int = DEFAULT_K,
+        alpha: float = DEFAULT_ALPHA,
     ) -> None:
-        """Measure every product's hubness (models.hubness) on photos and product vectors
-        against `bank`, (M, D) normalised query embeddings; from then on searches with
-        `corrected=True` rank by cosine - alpha * hubness. alpha 0 or an empty bank:
-        no correction. Seconds for a catalogue of tens of thousands."""
+        """Measure every product's hubness (models.hubness): photos and product vectors
+        against `bank`, (M, D) normalised text-query embeddings, and titles against
+        `photo_bank`, normalised photo embeddings (CORRECTED_TARGETS). From then on
+        searches with `corrected=True` rank those targets by cosine - alpha * hubness.
+        alpha 0 or an empty bank: no correction from it. Seconds for a catalogue of tens
+        of thousands."""
         if alpha < 0:
             raise ValueError(f"alpha must not be negative, got {alpha}")
-        bank = np.asarray(bank, dtype=np.float32)
-        if alpha == 0 or len(bank) == 0:
-            self._hubness, self._hubness_alpha = {}, 0.0
-            return
-        self._hubness = {
-            target: hubness(self._sides[target].vectors_of(self._nums), bank, k)
-            for target in HUBNESS_TARGETS
-            if target in self._sides
-        }
-        self._hubness_alpha = float(alpha)
+        banks = {"text": bank, "image": photo_bank}
+        measured: dict[Target, np.ndarray] = {}
+        for kind, targets in CORRECTED_TARGETS.items():
+            vectors = banks[kind]
+            if alpha == 0 or vectors is None or len(vectors) == 0:
+                continue
+            vectors = np.asarray(vectors, dtype=np.float32)
+            for target in targets:
+                if target in self._sides:
+                    side = self._sides[target]
+                    measured[target] = hubness(side.vectors_of(self._nums), vectors, k)
+        self._hubness, self._hubness_alpha = measured, float(alpha) if measured else 0.0
 
     @property
     def hubness_targets(self) -> tuple[Target, ...]:
@@ -314,7 +327,8 @@ class ProductIndex(IndexAPI):
         target's vectors (product photos, titles, or product vectors), best first.
 
         corrected: rank by the hubness-corrected score where `set_hubness` measured the
-        target (`hubness_targets`); elsewhere it changes nothing.
+        target (`hubness_targets`); elsewhere it changes nothing. The caller corrects a
+        query only over the targets of its kind (CORRECTED_TARGETS).
         TargetUnavailableError for "product" on an index built without product vectors.
         """
         side = self._side(target)

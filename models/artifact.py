@@ -9,6 +9,9 @@ metrics.json       evaluation results (written later; not part of the id)
 query_bank.txt     a sample of the training split's titles, one per line, for the
                    search's hubness correction (models.hubness; not part of the id:
                    it moves no embedding, and an older artifact may gain one)
+photo_bank.npz     the embeddings of a sample of the training split's photos, int8 with
+                   a scale per row, for the correction of photo queries (not part of
+                   the id either)
 
 The weights an artifact borrows from installed packages are pinned by a sha256 per
 tensor (`borrowed_sha256` in config.json, so the id covers them; in checksums.json for
@@ -30,15 +33,19 @@ import json
 import os
 import shutil
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from models.config import ModelConfig
 from models.errors import ArtifactError, ModelsError
 from models.files import fsync_tree, sha256_file, write_atomic
+from models.hubness import pack_vectors, unpack_vectors
 from models.tokenizers import MiniLMTokenizer, Tokenizer, WordTokenizer
 
 if TYPE_CHECKING:
@@ -48,13 +55,14 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
-CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS, QUERY_BANK = (
+CONFIG, WEIGHTS, VOCAB, CHECKSUMS, METRICS, QUERY_BANK, PHOTO_BANK = (
     "config.json",
     "weights.safetensors",
     "vocab.json",
     "checksums.json",
     "metrics.json",
     "query_bank.txt",
+    "photo_bank.npz",
 )
 
 
@@ -71,14 +79,16 @@ def save_artifact(
     weights_dtype: str = "float32",
     float32_prefixes: Sequence[str] = (),
     query_bank: Sequence[str] | None = None,
+    photo_bank: np.ndarray | None = None,
 ) -> str:
     """Write `model` as an artifact directory and return its model id.
 
     `weights_dtype="float16"` halves the size; floating weights load back as float32.
     `float32_prefixes` keeps the state-dict keys that start with them in float32 (a tower
     whose embeddings float16 storage moves too far). `query_bank`: typical queries for
-    the hubness correction (None: the model's own, if any). The directory is replaced
-    whole once the new artifact is complete.
+    the hubness correction, and `photo_bank` (M, D) photo embeddings for photo queries'
+    (None: the model's own, if any). The directory is replaced whole once the new
+    artifact is complete.
     """
     from models.artifact_weights import write_artifact  # PyTorch
 
@@ -92,6 +102,9 @@ def save_artifact(
         bank = query_bank if query_bank is not None else model.query_bank
         if bank:
             write_query_bank(staging, bank)
+        photos = photo_bank if photo_bank is not None else model.photo_bank
+        if photos is not None and len(photos):
+            write_photo_bank(staging, photos)
         fsync_tree(staging)
         _replace_dir(staging, final)
     finally:
@@ -136,6 +149,41 @@ def read_query_bank(directory: str | Path) -> list[str]:
         return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"model artifact file {path} is damaged: {exc}") from exc
+
+
+def write_photo_bank(directory: str | Path, vectors: np.ndarray) -> None:
+    """Write an artifact's photo bank (models.hubness), packed to int8."""
+    codes, scales = pack_vectors(vectors)
+
+    def save(path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(handle, codes=codes, scales=scales)
+
+    write_atomic(Path(directory) / PHOTO_BANK, save)
+
+
+def read_photo_bank(directory: str | Path, embed_dim: int) -> np.ndarray | None:
+    """An artifact's photo bank, (M, embed_dim) normalised float32; None without one."""
+    path = Path(directory) / PHOTO_BANK
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            codes, scales = stored["codes"], stored["scales"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"model artifact file {path} is damaged: {exc}") from exc
+    if (
+        codes.dtype != np.int8
+        or codes.ndim != 2
+        or codes.shape[1] != embed_dim
+        or scales.shape != (len(codes),)
+        or not np.isfinite(scales).all()
+    ):
+        raise ArtifactError(
+            f"model artifact file {path} is damaged: expected int8 (M, {embed_dim}) codes "
+            f"and M finite scales, got {codes.dtype} {codes.shape} and {scales.shape}"
+        )
+    return unpack_vectors(codes, scales)
 
 
 def _version(package: str) -> str:
@@ -232,6 +280,7 @@ class ArtifactParts:
     metrics: dict[str, Any]
     stored: dict[str, Any]  # config.json as read
     query_bank: list[str]  # empty when the artifact has none
+    photo_bank: np.ndarray | None  # None when the artifact has none
 
 
 def read_artifact(path: str | Path | None = None) -> ArtifactParts:
@@ -266,6 +315,7 @@ def read_artifact(path: str | Path | None = None) -> ArtifactParts:
         read_metrics(directory),
         stored,
         read_query_bank(directory),
+        read_photo_bank(directory, config.embed_dim),
     )
 
 

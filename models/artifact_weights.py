@@ -143,6 +143,7 @@ def model_from_parts(parts: ArtifactParts, device: str | torch.device) -> JointM
     model.model_id = parts.model_id
     model.metrics = parts.metrics
     model.query_bank = parts.query_bank
+    model.photo_bank = parts.photo_bank
     return model.to(resolve_device(device)).eval()
 
 

@@ -16,11 +16,17 @@ answer, and there the most typical photos are right: measured on the val split, 
 correction gained whole-title search and lost colour P@10, while queries of three words
 or more ("navy blue shirts", "shirts for men") lost nothing. So only queries of at least
 `min_words` words are corrected (`is_specific`).
+
+Photo uploads have the mirror problem: some titles sit close to every photo. Their bank
+is photos: the embeddings of a seeded sample of the training split's photos, stored with
+the model (`photo_bank.npz`, int8 with one scale per vector: `pack_vectors`), and every
+photo query over titles is corrected (a photo describes one product).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +34,9 @@ DEFAULT_ALPHA = 0.5  # chosen on the val split (docs/training-log.md, hubness)
 DEFAULT_K = 10
 DEFAULT_MIN_WORDS = 3
 BANK_SIZE = 5000  # val: 5,000, 10,000 and 20,000 titles scored within 0.004
+# val (scripts/photo_hubness_study.py): 1,000 to 10,000 photos scored within 0.006, and
+# int8 within 0.001 of float32; 2,000 in int8 is 1 MB of the artifact's 40.
+PHOTO_BANK_SIZE = 2000
 _CHUNK = 2048  # gallery rows per matrix product: bounds memory to CHUNK x bank floats
 
 
@@ -49,6 +58,53 @@ def hubness(gallery: np.ndarray, bank: np.ndarray, k: int = DEFAULT_K) -> np.nda
         nearest = np.partition(scores, -k, axis=1)[:, -k:]
         out[start : start + len(scores)] = nearest.mean(axis=1)
     return out
+
+
+def pack_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, D) float vectors -> (M, D) int8 codes and (M,) float32 scales, one per row:
+    row i is about codes[i] * scales[i] (`unpack_vectors`)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or not np.isfinite(vectors).all():
+        raise ValueError(f"expected finite (M, D) vectors, got shape {vectors.shape}")
+    peak = np.abs(vectors).max(axis=1) if vectors.size else np.zeros(len(vectors), np.float32)
+    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(vectors / scales[:, None]), -127, 127).astype(np.int8)
+    return codes, scales
+
+
+def unpack_vectors(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The (M, D) float32 rows `pack_vectors` packed, L2-normalised again (zero rows stay
+    zero)."""
+    vectors = np.asarray(codes, dtype=np.float32) * np.asarray(scales, dtype=np.float32)[:, None]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def sample_rows(count: int, size: int, seed: int = 0) -> list[int]:
+    """A seeded, sorted sample of `size` of range(count) (all of them when fewer): which
+    training products' photos make the photo bank."""
+    if count <= size:
+        return list(range(count))
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(count, size, replace=False))
+
+
+class PhotoEncoder(Protocol):
+    def encode_images(self, images: Sequence[Any], batch_size: int = ...) -> np.ndarray: ...
+
+
+def encode_photo_bank(
+    model: PhotoEncoder, photos: Sequence[Any], size: int = PHOTO_BANK_SIZE, seed: int = 0
+) -> np.ndarray:
+    """The photo bank of `model`: its embeddings of a seeded sample of `size` of `photos`
+    (the training split's: never a photo an evaluation queries with)."""
+    return model.encode_images([photos[i] for i in sample_rows(len(photos), size, seed)])
+
+
+def photo_bank_of(model: object) -> np.ndarray | None:
+    """The model's photo bank, (M, D) normalised photo embeddings; None when it has none
+    (an older artifact, or a test's fake encoder)."""
+    bank = getattr(model, "photo_bank", None)
+    return None if bank is None or len(bank) == 0 else np.asarray(bank, dtype=np.float32)
 
 
 def query_bank_of(model: object) -> list[str]:

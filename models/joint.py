@@ -44,6 +44,7 @@ class JointModel(nn.Module):
         self.model_id = "untrained"  # the artifact loader sets the content hash
         self.metrics: dict[str, object] = {}  # and the artifact's metrics.json
         self.query_bank: list[str] = []  # and its query bank (models.hubness)
+        self.photo_bank: np.ndarray | None = None  # and its photo bank
 
     @property
     def embed_dim(self) -> int:

@@ -52,6 +52,9 @@ class ModelParts(Protocol):
     @property
     def query_bank(self) -> list[str]: ...
 
+    @property
+    def photo_bank(self) -> np.ndarray | None: ...
+
 
 class Graph(Protocol):
     """A loaded graph: an ONNX Runtime session, or models.openvino_runtime's."""
@@ -76,6 +79,7 @@ class OnnxEncoder:
         self.config: ModelConfig = model.config
         self.metrics = model.metrics
         self.query_bank: list[str] = list(model.query_bank)
+        self.photo_bank: np.ndarray | None = model.photo_bank
         self.tokenizer: Tokenizer = model.tokenizer
         self.transform = ImageTransform(model.config.preprocess)
         self.export = info

@@ -1,7 +1,7 @@
 """Copy a trained artifact into models/default with float16 weights, after checking
 that the seed-protocol metrics on the validation split do not move. An artifact
-without a query bank (trained before it existed) gets one drawn from the catalogue's
-training split (models.hubness.sample_bank, seed 0).
+without a query bank or a photo bank (trained before they existed) gets them from the
+catalogue's training split (models.hubness.sample_bank and encode_photo_bank, seed 0).
 
     python scripts/bundle_default_model.py runs/lite0-minilm/model --catalog ../shared/data/kagl/catalog.csv
 """
@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from models import DEFAULT_MODEL_DIR, load_model, read_catalog, read_metrics, save_artifact
-from models.hubness import sample_bank
+from models.hubness import encode_photo_bank, photo_bank_of, sample_bank
 from training.data import SplitSpec
 from training.evaluate import evaluate_seed
 
@@ -39,6 +39,9 @@ def main() -> None:
     splits = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products)
     val = splits.val
     bank = full.query_bank or sample_bank([p.text for p in splits.train])
+    photo_bank = photo_bank_of(full)
+    if photo_bank is None:
+        photo_bank = encode_photo_bank(full, [p.image for p in splits.train])
     before = evaluate_seed(full, val)
     staging = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -49,6 +52,7 @@ def main() -> None:
         weights_dtype="float16",
         float32_prefixes=args.float32,
         query_bank=bank,
+        photo_bank=photo_bank,
     )
     after = evaluate_seed(load_model(staging, device="cpu"), val)
     for direction in before:

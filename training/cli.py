@@ -138,9 +138,10 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_ALPHA,
         metavar="ALPHA",
-        help="rank text queries over photos and product vectors as the service does: "
-        f"hubness-corrected with this alpha against the model's query bank (default "
-        f"{DEFAULT_ALPHA}; 0: plain cosine; a model without a bank is never corrected)",
+        help="rank as the service does: hubness-corrected with this alpha, text queries "
+        "over photos and product vectors against the model's query bank, photo queries "
+        f"over titles against its photo bank (default {DEFAULT_ALPHA}; 0: plain cosine; "
+        "a model without banks is never corrected)",
     )
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     parser.add_argument(
@@ -192,10 +193,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     correction = Correction.of(model, args.hubness_alpha)
     report["hubness"] = correction.describe() if correction is not None else None
     if correction is not None:
+        banks = correction.describe()
         print(
+            f"ranked as the service ranks: hubness-corrected with alpha {correction.alpha}, "
             f"text queries of {correction.min_words}+ words over photos and product vectors "
-            f"ranked as the service ranks them: hubness-corrected, alpha {correction.alpha}, "
-            f"a bank of {len(correction.bank)} queries (--hubness-alpha 0: plain cosine)"
+            f"against {banks['bank']:.0f} bank queries, photo queries over titles against "
+            f"{banks['photo_bank']:.0f} bank photos (--hubness-alpha 0: plain cosine)"
         )
     if args.protocol == "seed":
         results = evaluate_seed(

@@ -22,6 +22,7 @@ from models.hubness import (
     DEFAULT_MIN_WORDS,
     hubness,
     is_specific,
+    photo_bank_of,
     query_bank_of,
 )
 from models.progress import progress_bar
@@ -50,43 +51,59 @@ def encode_photos(model: Encoder, products: Sequence[Product], batch_size: int) 
 
 @dataclass(frozen=True)
 class Correction:
-    """The service's hubness correction (models.hubness), for text queries over photos
-    and product vectors: `bank` is the model's query bank, encoded."""
+    """The service's hubness correction (models.hubness): text queries over photos and
+    product vectors against `bank`, the model's query bank encoded; photo queries over
+    titles against `photo_bank`, its photo bank. Either may be None (not corrected)."""
 
-    bank: np.ndarray
+    bank: np.ndarray | None
     alpha: float = DEFAULT_ALPHA
     k: int = DEFAULT_K
     min_words: int = DEFAULT_MIN_WORDS
-    # id(gallery) -> (gallery, its hubness): the title task and the four category tasks
-    # rank against the same gallery, whose hubness (41k x bank cosines) is measured once
-    _measured: dict[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+    photo_bank: np.ndarray | None = None
+    # (id(gallery), bank kind) -> (gallery, its hubness): the title task and the four
+    # category tasks rank against the same gallery, whose hubness (41k x bank cosines)
+    # is measured once
+    _measured: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
 
     @classmethod
     def of(cls, model: Encoder, alpha: float = DEFAULT_ALPHA) -> Correction | None:
-        """The model's correction; None with alpha 0 or a model without a query bank."""
+        """The model's correction; None with alpha 0 or a model without banks."""
         texts = query_bank_of(model)
-        if alpha <= 0 or not texts:
+        photos = photo_bank_of(model)
+        if alpha <= 0 or not (texts or photos is not None):
             return None
-        return cls(model.encode_texts(texts), alpha)
+        return cls(model.encode_texts(texts) if texts else None, alpha, photo_bank=photos)
 
     def apply(self, scores: np.ndarray, queries: Sequence[str], gallery: np.ndarray) -> np.ndarray:
         """(Q, N) cosines of text `queries` against `gallery` (N, D) -> the scores the
         service ranks by: rows of queries of min_words or more lowered by alpha * hubness."""
         rows = np.array([is_specific(q, self.min_words) for q in queries], dtype=bool)
-        if not rows.any():
+        if self.bank is None or not rows.any():
             return scores
         corrected = scores.copy()
         corrected[rows] -= self.alpha * self.hubness_of(gallery)[None, :]
         return corrected
 
-    def hubness_of(self, gallery: np.ndarray) -> np.ndarray:
-        """(N,) hubness of each gallery row, measured once per gallery array."""
-        cached = self._measured.get(id(gallery))
+    def apply_photos(self, scores: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        """(Q, N) cosines of photo queries against title vectors `gallery` (N, D) -> the
+        scores the service ranks by: every row lowered by alpha * hubness to photos."""
+        if self.photo_bank is None:
+            return scores
+        return scores - self.alpha * self.hubness_of(gallery, "image")[None, :]
+
+    def hubness_of(self, gallery: np.ndarray, queries: str = "text") -> np.ndarray:
+        """(N,) hubness of each gallery row against the bank of `queries` ("text" or
+        "image"), measured once per gallery array."""
+        bank = self.bank if queries == "text" else self.photo_bank
+        if bank is None:
+            raise ValueError(f"this correction has no bank of {queries} queries")
+        key = (id(gallery), queries)
+        cached = self._measured.get(key)
         if cached is None or cached[0] is not gallery:
-            cached = (gallery, hubness(gallery, self.bank, self.k))
-            self._measured[id(gallery)] = cached
+            cached = (gallery, hubness(gallery, bank, self.k))
+            self._measured[key] = cached
         return cached[1]
 
     def describe(self) -> dict[str, float]:
@@ -94,7 +111,8 @@ class Correction:
             "alpha": self.alpha,
             "k": self.k,
             "min_words": self.min_words,
-            "bank": len(self.bank),
+            "bank": 0 if self.bank is None else len(self.bank),
+            "photo_bank": 0 if self.photo_bank is None else len(self.photo_bank),
         }
 
 
@@ -122,16 +140,19 @@ def evaluate_seed(
     correction: Correction | None = None,
 ) -> dict[str, dict[str, float]]:
     """A seeded gallery of `gallery_size` products; each is a query in both directions.
-    `correction`: text->image ranked as the service ranks (hubness-corrected)."""
+    `correction`: both directions ranked as the service ranks (hubness-corrected)."""
     products = list(products)
     if len(products) > gallery_size:
         products = random.Random(seed).sample(products, gallery_size)
     images, texts = _encode(model, products, batch_size)
     titles = [p.text for p in products]
     text_scores = _corrected(correction, texts @ images.T, titles, images)
+    image_scores = images @ texts.T
+    if correction is not None:
+        image_scores = correction.apply_photos(image_scores, texts)
     results = {
         "text_to_image": summarise(ranked_relevance(text_scores, titles, titles)),
-        "image_to_text": summarise(ranked_relevance(images @ texts.T, titles, titles)),
+        "image_to_text": summarise(ranked_relevance(image_scores, titles, titles)),
     }
     chance = random_recall_at(titles, 10)
     for direction in results.values():
@@ -164,6 +185,7 @@ def evaluate_catalog(
     """Text->image: queries are the distinct titles of `queries`, the gallery every
     product photo of `gallery`; R@k is the share of a title's products in the top k.
     Image->text: each query product's photo against the distinct titles of `gallery`.
+    `correction`: both ranked as the service ranks (hubness-corrected).
     """
     gallery = list(gallery)
     image_emb, _ = gallery_embeddings or (
@@ -186,10 +208,11 @@ def evaluate_catalog(
         query_image_emb = image_emb[[position[p.id] for p in query_list]]
     else:
         query_image_emb = model.encode_images([p.image for p in query_list], batch_size=batch_size)
+    photo_scores = query_image_emb @ title_emb.T
+    if correction is not None:
+        photo_scores = correction.apply_photos(photo_scores, title_emb)
     image_to_text = summarise(
-        ranked_relevance(
-            query_image_emb @ title_emb.T, [p.text for p in query_list], distinct_titles
-        )
+        ranked_relevance(photo_scores, [p.text for p in query_list], distinct_titles)
     )
     for direction, size in ((text_to_image, len(gallery)), (image_to_text, len(distinct_titles))):
         direction["gallery"] = float(size)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from models import ConfigError, JointModel, build_model, read_catalog, save_artifact
 from models.artifact import resolve_device
-from models.hubness import sample_bank
+from models.hubness import encode_photo_bank, sample_bank
 from models.progress import progress_bar
 from training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
@@ -474,9 +474,12 @@ def _end_of_epoch(
                 "split": config.data.split.to_metrics(),
                 "val": record.get("val"),
             },
-            # Typical queries the search's hubness correction compares photos with: never
-            # a val or test title (the split is by title).
+            # Typical queries and photos the search's hubness correction compares the
+            # catalogue with: never a val or test title or photo (the split is by title).
             query_bank=sample_bank([p.text for p in splits.train], seed=config.seed),
+            photo_bank=encode_photo_bank(
+                state.model, [p.image for p in splits.train], seed=config.seed
+            ),
         )
     record["best"] = improved
     record["time"] = speed  # kept apart: the only field that differs between equal runs

@@ -15,7 +15,8 @@ ALPHA = 0.7
 
 
 def _corrected_reference(ref, kind: str, queries: np.ndarray, bank: np.ndarray, k: int, filters):  # type: ignore[no-untyped-def]
-    vectors = ref.images if kind == "images" else ref.products()
+    vectors = {"images": ref.images, "texts": ref.texts}.get(kind)
+    vectors = ref.products() if vectors is None else vectors
     r = hubness(vectors.astype(np.float32), bank, 10).astype(np.float64)
     mask = np.ones(len(ref.ids), dtype=bool)
     for name, wanted in (filters or {}).items():
@@ -72,3 +73,27 @@ def test_the_correction_changes_the_ranking_and_alpha_zero_turns_it_off(built_in
         assert off == plain
         with pytest.raises(ValueError, match="alpha must not be negative"):
             index.set_hubness(bank, alpha=-0.1)
+
+
+@pytest.mark.parametrize("scan", ["faiss", "float32"])
+def test_a_photo_bank_corrects_the_titles_target_only(
+    built_index: Path, small_catalog: Path, fake_encoder: FakeEncoder, scan: str
+) -> None:
+    ref = reference_for(small_catalog, fake_encoder)
+    bank, photo_bank = unit_queries(40, seed=7), unit_queries(30, seed=11)
+    queries = unit_queries(6, seed=8)
+    with open_index(built_index, scan=scan) as index:  # type: ignore[arg-type]
+        photos_plain = index.search(queries, 5, target="image", corrected=True)
+        index.set_hubness(None, photo_bank=photo_bank, alpha=ALPHA)
+        assert index.hubness_targets == ("text",)
+        rows = index.search(queries, 5, target="text", corrected=True)
+        expected = _corrected_reference(ref, "texts", queries, photo_bank, 5, None)
+        for got, want in zip(rows, expected, strict=True):
+            assert [h.id for h in got] == [i for i, _ in want]
+            np.testing.assert_allclose([h.score for h in got], [s for _, s in want], atol=1e-4)
+        # no text bank: photos rank by cosine even when asked to correct
+        assert index.search(queries, 5, target="image", corrected=True) == photos_plain
+        index.set_hubness(bank, photo_bank=photo_bank, alpha=ALPHA)
+        assert index.hubness_targets == ("image", "product", "text")
+        index.set_hubness(bank, photo_bank=np.zeros((0, queries.shape[1]), np.float32))
+        assert index.hubness_targets == ("image", "product")

@@ -130,6 +130,47 @@ def test_the_query_bank_is_stored_but_not_part_of_the_id(
         models.artifact.write_query_bank(directory, ["ok", "  "])
 
 
+def test_the_photo_bank_is_stored_in_int8_but_not_part_of_the_id(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    assert load_model(tiny_model_dir, device="cpu").photo_bank is None
+    directory = _copy(tiny_model_dir, tmp_path)
+    dim = load_model(directory, device="cpu").embed_dim
+    rng = np.random.default_rng(0)
+    bank = rng.standard_normal((30, dim)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    models.artifact.write_photo_bank(directory, bank)
+    assert (directory / "photo_bank.npz").stat().st_size < 30 * dim + 2000  # a byte a value
+    loaded = load_model(directory, device="cpu")
+    assert loaded.model_id == verify_artifact(tiny_model_dir)
+    assert loaded.photo_bank is not None and loaded.photo_bank.shape == (30, dim)
+    assert np.abs(loaded.photo_bank @ bank.T - bank @ bank.T).max() < 5e-3
+    again = tmp_path / "again"
+    save_artifact(loaded, again)  # a model's photo bank travels with it
+    np.testing.assert_allclose(
+        load_model(again, device="cpu").photo_bank, loaded.photo_bank, atol=1e-6
+    )
+    save_artifact(loaded, again, photo_bank=bank[:3])
+    assert load_model(again, device="cpu").photo_bank.shape == (3, dim)  # type: ignore[union-attr]
+
+
+def test_a_damaged_or_mismatched_photo_bank_is_refused(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    directory = _copy(tiny_model_dir, tmp_path)
+    dim = load_model(directory, device="cpu").embed_dim
+    models.artifact.write_photo_bank(directory, np.ones((4, dim + 1), np.float32))
+    with pytest.raises(ArtifactError, match="photo_bank.npz is damaged"):
+        load_model(directory, device="cpu")
+    (directory / "photo_bank.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ArtifactError, match="photo_bank.npz is damaged"):
+        load_model(directory, device="cpu")
+    with (directory / "photo_bank.npz").open("wb") as handle:  # float codes, not int8
+        np.savez(handle, codes=np.ones((2, dim)), scales=np.ones(2))
+    with pytest.raises(ArtifactError, match="expected int8"):
+        load_model(directory, device="cpu")
+
+
 def test_float16_weights_load_as_float32(
     tiny_model: JointModel, tmp_path: Path, sample_dir: Path
 ) -> None:

@@ -69,3 +69,57 @@ def test_a_model_without_a_bank_has_an_empty_one() -> None:
     assert query_bank_of(SimpleNamespace(query_bank=["nike men shoes"])) == ["nike men shoes"]
     assert query_bank_of(SimpleNamespace(query_bank=[])) == []
     assert query_bank_of(object()) == []  # a fake encoder without the attribute
+
+
+def test_int8_packing_keeps_cosines_within_a_few_thousandths() -> None:
+    from models.hubness import pack_vectors, unpack_vectors
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((200, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    codes, scales = pack_vectors(vectors)
+    assert codes.dtype == np.int8 and codes.shape == (200, 64) and scales.shape == (200,)
+    back = unpack_vectors(codes, scales)
+    np.testing.assert_allclose(np.linalg.norm(back, axis=1), 1.0, rtol=1e-5)
+    queries = rng.standard_normal((20, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    assert np.abs(queries @ back.T - queries @ vectors.T).max() < 5e-3
+    # a zero row stays zero; non-finite input is refused
+    zero_codes, zero_scales = pack_vectors(np.zeros((1, 4), np.float32))
+    assert not unpack_vectors(zero_codes, zero_scales).any()
+    with pytest.raises(ValueError, match="finite"):
+        pack_vectors(np.array([[np.nan, 1.0]], np.float32))
+
+
+def test_the_photo_bank_encodes_a_seeded_sample_of_the_photos() -> None:
+    from models.hubness import encode_photo_bank, sample_rows
+
+    rows = sample_rows(50, 10, seed=1)
+    assert rows == sorted(set(rows)) and len(rows) == 10 and rows == sample_rows(50, 10, seed=1)
+    assert sample_rows(50, 10, seed=2) != rows
+    assert sample_rows(5, 10) == [0, 1, 2, 3, 4]
+
+    class Recording:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def encode_images(self, images, batch_size=64):  # noqa: ANN001, ANN202
+            self.seen = list(images)
+            return np.ones((len(images), 3), dtype=np.float32)
+
+    photos = [f"photo-{i}.jpg" for i in range(50)]
+    model = Recording()
+    bank = encode_photo_bank(model, photos, size=10, seed=1)
+    assert bank.shape == (10, 3)
+    assert model.seen == [photos[i] for i in rows]
+
+
+def test_a_model_without_a_photo_bank_has_none() -> None:
+    from types import SimpleNamespace
+
+    from models.hubness import photo_bank_of
+
+    assert photo_bank_of(object()) is None
+    assert photo_bank_of(SimpleNamespace(photo_bank=np.zeros((0, 4)))) is None
+    bank = photo_bank_of(SimpleNamespace(photo_bank=np.eye(2, 4)))
+    assert bank is not None and bank.dtype == np.float32 and bank.shape == (2, 4)

@@ -68,6 +68,7 @@ def test_torchrun_two_processes_write_one_artifact_and_one_log_line_per_epoch(
         "checksums.json",
         "config.json",
         "metrics.json",
+        "photo_bank.npz",
         "query_bank.txt",
         "vocab.json",
         "weights.safetensors",

@@ -165,7 +165,60 @@ def test_the_correction_lowers_hubs_for_long_queries_only() -> None:
     np.testing.assert_allclose(corrected[0], scores[0] - hub, atol=1e-6)
     assert corrected[0, 1] > corrected[0, 0]  # the hub falls below the other photo
     np.testing.assert_array_equal(corrected[1], scores[1])  # one word: untouched
-    assert correction.describe() == {"alpha": 0.5, "k": 2, "min_words": 3, "bank": 2}
+    assert correction.describe() == {
+        "alpha": 0.5,
+        "k": 2,
+        "min_words": 3,
+        "bank": 2,
+        "photo_bank": 0,
+    }
+    # without a photo bank, photo queries rank by cosine
+    np.testing.assert_array_equal(correction.apply_photos(scores, gallery), scores)
+
+
+def test_the_photo_bank_lowers_titles_that_sit_close_to_every_photo() -> None:
+    from training.evaluate import Correction
+
+    # title 0 is a hub: close to both bank photos; title 1 to neither
+    photos = np.array([[0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
+    titles = np.array([[np.sqrt(0.5), np.sqrt(0.5)], [np.sqrt(0.5), -np.sqrt(0.5)]], np.float32)
+    correction = Correction(None, alpha=0.5, k=2, photo_bank=photos)
+    scores = np.array([[0.50, 0.45], [0.30, 0.10]], dtype=np.float32)
+    corrected = correction.apply_photos(scores, titles)
+    hub = 0.5 * (titles @ photos.T).mean(axis=1)
+    np.testing.assert_allclose(corrected, scores - hub[None, :], atol=1e-6)
+    assert corrected[0, 1] > corrected[0, 0]  # the hub title falls below the other
+    # text queries have no bank here: untouched, however long
+    np.testing.assert_array_equal(correction.apply(scores, ["a b c", "d e f"], titles), scores)
+    assert correction.describe()["photo_bank"] == 2
+
+
+def test_seed_protocol_corrects_image_to_text_with_the_photo_bank() -> None:
+    from training.evaluate import Correction, evaluate_seed
+
+    # two products whose photos both sit nearer title 0 (a hub) than their own title
+    titles = {"red dress": [1.0, 0.0, 0.0], "blue jeans": [0.6, 0.8, 0.0]}
+    photos = {"red dress": [0.9, 0.1, 0.42], "blue jeans": [0.9, 0.3, 0.3]}
+
+    class Fixed:
+        embed_dim = 3
+
+        def encode_images(self, images, batch_size=64):  # noqa: ANN001, ANN202
+            rows = np.array([photos[i] for i in images], dtype=np.float32)
+            return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+        def encode_texts(self, texts, batch_size=256):  # noqa: ANN001, ANN202
+            return np.array([titles[t] for t in texts], dtype=np.float32)
+
+    products = [Product(id=t, text=t, image=t) for t in titles]
+    plain = evaluate_seed(Fixed(), products)  # type: ignore[arg-type]
+    assert plain["image_to_text"]["R@1"] == pytest.approx(0.5)  # both photos pick "red dress"
+    # a photo bank near "red dress" only: its title is lowered for every photo query
+    bank = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
+    correction = Correction(None, alpha=0.5, k=1, photo_bank=bank)
+    fixed = evaluate_seed(Fixed(), products, correction=correction)  # type: ignore[arg-type]
+    assert fixed["image_to_text"]["R@1"] == pytest.approx(1.0)
+    assert fixed["text_to_image"] == plain["text_to_image"]  # no query bank: untouched
 
 
 def test_correction_of_a_model_needs_its_bank_and_a_positive_alpha() -> None:
@@ -178,10 +231,15 @@ def test_correction_of_a_model_needs_its_bank_and_a_positive_alpha() -> None:
             return np.eye(len(texts), 4, dtype=np.float32)
 
     correction = Correction.of(Banked())  # type: ignore[arg-type]
-    assert correction is not None and correction.bank.shape == (2, 4)
+    assert correction is not None and correction.bank is not None
+    assert correction.bank.shape == (2, 4) and correction.photo_bank is None
     assert Correction.of(Banked(), alpha=0.0) is None  # type: ignore[arg-type]
     Banked.query_bank = []
     assert Correction.of(Banked()) is None  # type: ignore[arg-type]
+    Banked.photo_bank = np.eye(3, 4, dtype=np.float32)  # type: ignore[attr-defined]
+    photo_only = Correction.of(Banked())  # type: ignore[arg-type]
+    assert photo_only is not None and photo_only.bank is None
+    assert photo_only.photo_bank is not None and photo_only.photo_bank.shape == (3, 4)
 
 
 def test_the_correction_measures_a_gallery_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -202,4 +260,4 @@ def test_the_correction_measures_a_gallery_once(monkeypatch) -> None:  # type: i
         correction.apply(np.zeros((1, 5), np.float32), ["a long query"], gallery)
     once = correction.apply(np.zeros((1, 2), np.float32), ["a long query"], other)
     assert calls == [5, 2]
-    np.testing.assert_allclose(once[0], -0.5 * real(other, correction.bank, 2))
+    np.testing.assert_allclose(once[0], -0.5 * real(other, np.eye(3, 4, dtype=np.float32), 2))

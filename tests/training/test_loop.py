@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,6 +57,12 @@ def test_train_writes_an_artifact_a_checkpoint_and_a_log(
     splits = SplitSpec.from_metrics(metrics).split(read_catalog(catalog).products)
     assert model.query_bank == sorted({p.text for p in splits.train})
     assert not set(model.query_bank) & {p.text for p in splits.val + splits.test}
+    # and the photo bank the embeddings of training photos (fewer than PHOTO_BANK_SIZE
+    # here: all of them), stored in int8
+    assert model.photo_bank is not None
+    own = model.encode_images([p.image for p in splits.train])
+    assert model.photo_bank.shape == own.shape
+    np.testing.assert_allclose((model.photo_bank * own).sum(axis=1), 1.0, atol=2e-3)
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(

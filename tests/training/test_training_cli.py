@@ -228,6 +228,7 @@ def test_evaluate_ranks_like_the_service_unless_told_not_to(
     catalog, out = trained
     model = load_model(out / MODEL_DIR, device="cpu")
     assert model.query_bank  # training wrote its titles' sample
+    assert model.photo_bank is not None  # and its photos' embeddings
     args = ["evaluate", "--model", str(out / MODEL_DIR), "--catalog", str(catalog)]
     args += ["--device", "cpu", "--split", "val"]
     reports = {}
@@ -236,15 +237,14 @@ def test_evaluate_ranks_like_the_service_unless_told_not_to(
         assert cli.main([*args, "--hubness-alpha", alpha, "--json", str(path)]) == 0
         reports[alpha] = json.loads(path.read_text())
     said = capsys.readouterr().out
-    assert said.count("hubness-corrected, alpha 0.5") == 1
+    assert said.count("hubness-corrected with alpha 0.5") == 1
     assert reports["0.5"]["hubness"] == {
         "alpha": 0.5,
         "k": 10,
         "min_words": 3,
         "bank": len(model.query_bank),
+        "photo_bank": len(model.photo_bank),
     }
     assert reports["0"]["hubness"] is None
-    # photo queries are never corrected
-    assert reports["0.5"]["results"]["image_to_text"] == reports["0"]["results"]["image_to_text"]
     assert cli.main([*args, "--hubness-alpha", "-1"]) == 1
     assert "--hubness-alpha must not be negative" in capsys.readouterr().err
