@@ -86,9 +86,18 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     embed_dim: Positive = 512
     scheme: str = "cmpl"  # cmpl | siamese | corrnet: how it was trained (informational)
+    # Encode each photo and its mirror image and average the two embeddings (test-time
+    # augmentation; training flips photos at random, so both views are familiar): twice
+    # the image tower's work per photo, in indexing and in every photo query.
+    image_flip_average: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.image_flip_average:
+            # written only when on: config.json is hashed into the model id, and an
+            # artifact saved before the option existed keeps its id when saved again
+            del data["image_flip_average"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -55,8 +55,14 @@ class JointModel(nn.Module):
         return next(self.parameters()).device
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised pixels -> (B, embed_dim), not normalised."""
-        return self.image_head(self.image_tower(pixels))
+        """(B, 3, H, W) normalised pixels -> (B, embed_dim), not normalised. With
+        `image_flip_average`, the sum of the normalised embeddings of each photo and its
+        mirror image (one pass over both), so a photo and its mirror encode alike."""
+        if not self.config.image_flip_average:
+            return self.image_head(self.image_tower(pixels))
+        both = self.image_head(self.image_tower(torch.cat([pixels, pixels.flip(-1)])))
+        photo, mirror = F.normalize(both, dim=-1).chunk(2)
+        return photo + mirror
 
     def embed_texts(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """Tokenizer output of B texts -> (B, embed_dim), not normalised."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from models import DEFAULT_MODEL_DIR, load_model, read_catalog, read_metrics, save_artifact
@@ -33,9 +34,17 @@ def main() -> None:
         metavar="PREFIX",
         help="state-dict key prefixes kept in float32 (e.g. image_tower. image_head.)",
     )
+    parser.add_argument(
+        "--image-flip-average",
+        action="store_true",
+        help="encode each photo and its mirror image and average them (ModelConfig."
+        "image_flip_average; a new model id: indices must be rebuilt)",
+    )
     args = parser.parse_args()
 
     full = load_model(args.artifact, device="cpu")
+    if args.image_flip_average:
+        full.config = replace(full.config, image_flip_average=True)
     splits = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products)
     val = splits.val
     bank = full.query_bank or sample_bank([p.text for p in splits.train])

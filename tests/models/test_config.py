@@ -108,3 +108,10 @@ def test_the_bundled_artifact_s_config_loads_and_writes_back_the_same() -> None:
     stored = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["model"]
     config = ModelConfig.from_dict(stored)
     assert json.dumps(config.to_dict(), indent=2) == json.dumps(stored, indent=2)
+
+
+def test_flip_average_is_written_only_when_on() -> None:
+    assert "image_flip_average" not in ModelConfig().to_dict()
+    on = ModelConfig(image_flip_average=True)
+    assert on.to_dict()["image_flip_average"] is True
+    assert ModelConfig.from_dict(on.to_dict()) == on

@@ -98,3 +98,26 @@ def test_mobilenet_with_mlp_heads_encodes(tiny_model_config: ModelConfig) -> Non
     model = build_model(config, TITLES)
     _check_embeddings(model.encode_images([Image.new("RGB", (30, 40), (200, 10, 10))]), 1, 8)
     _check_embeddings(model.encode_texts(TITLES), len(TITLES), 8)
+
+
+def test_flip_average_encodes_a_photo_and_its_mirror_alike(
+    tiny_model_config: ModelConfig,
+) -> None:
+    torch.manual_seed(0)
+    plain = build_model(tiny_model_config, TITLES)
+    averaged = build_model(replace(tiny_model_config, image_flip_average=True), TITLES)
+    averaged.load_state_dict(plain.state_dict())
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8))
+    mirror = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    one, other = plain.encode_images([photo, mirror])
+    assert float(one @ other) < 0.9999  # the plain model tells them apart
+    both = averaged.encode_images([photo, mirror])
+    _check_embeddings(both, 2, 32)
+    np.testing.assert_allclose(both[0], both[1], atol=1e-5)
+    # the normalised mean of the plain model's two embeddings
+    mean = (one + other) / np.linalg.norm(one + other)
+    np.testing.assert_allclose(both[0], mean, atol=1e-5)
+    # batching keeps photos apart: each row averages its own two views only
+    many = averaged.encode_images([photo, mirror, *[Image.new("RGB", (30, 40), "red")] * 3], 2)
+    np.testing.assert_allclose(many[:2], both, atol=1e-5)

@@ -140,3 +140,24 @@ def test_an_int8_text_tower_is_kept_only_within_the_cosine_bar(
     texts = ["red dress", "navy blue checked shirt for men"]
     cosine = np.sum(encoder.encode_texts(texts) * model.encode_texts(texts), axis=1)
     assert cosine.min() >= (INT8_MIN_COSINE if info.text == "int8" else 0.9999)
+
+
+def test_a_flip_averaged_model_exports_its_mirror_pass(
+    tiny_model_dir: Path, tmp_path: Path, sample_catalog: Path
+) -> None:
+    from dataclasses import replace
+
+    from models import save_artifact
+
+    model = load_model(tiny_model_dir, device="cpu")
+    model.config = replace(model.config, image_flip_average=True)
+    save_artifact(model, tmp_path / "model")
+    reference = load_model(tmp_path / "model", device="cpu")
+    assert reference.config.image_flip_average and reference.model_id != load_model(
+        tiny_model_dir, device="cpu"
+    ).model_id
+    encoder = load_encoder(tmp_path / "model", device="cpu", runtime="onnx")
+    assert isinstance(encoder, OnnxEncoder)
+    photos = [p.image for p in read_catalog(sample_catalog).products[:12]]
+    cosine = np.sum(encoder.encode_images(photos) * reference.encode_images(photos), axis=1)
+    assert cosine.min() >= 0.9999
