@@ -153,9 +153,10 @@ def test_a_flip_averaged_model_exports_its_mirror_pass(
     model.config = replace(model.config, image_flip_average=True)
     save_artifact(model, tmp_path / "model")
     reference = load_model(tmp_path / "model", device="cpu")
-    assert reference.config.image_flip_average and reference.model_id != load_model(
-        tiny_model_dir, device="cpu"
-    ).model_id
+    assert (
+        reference.config.image_flip_average
+        and reference.model_id != load_model(tiny_model_dir, device="cpu").model_id
+    )
     encoder = load_encoder(tmp_path / "model", device="cpu", runtime="onnx")
     assert isinstance(encoder, OnnxEncoder)
     photos = [p.image for p in read_catalog(sample_catalog).products[:12]]
