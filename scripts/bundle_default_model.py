@@ -48,7 +48,8 @@ def main() -> None:
     splits = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products)
     val = splits.val
     bank = full.query_bank or sample_bank([p.text for p in splits.train])
-    photo_bank = photo_bank_of(full)
+    # a bank encoded without mirror averaging no longer matches the model's photos
+    photo_bank = None if args.image_flip_average else photo_bank_of(full)
     if photo_bank is None:
         photo_bank = encode_photo_bank(full, [p.image for p in splits.train])
     before = evaluate_seed(full, val)

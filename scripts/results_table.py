@@ -27,13 +27,19 @@ CATEGORY_FIELDS = ("masterCategory", "subCategory", "articleType", "baseColour")
 
 ROWS = [
     (
+        "lite0-minilm-colour-b256-lr2-flip",
+        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256, photo and "
+        "mirror image averaged (default), ranked as the service ranks (hubness-corrected, "
+        "photo uploads too)",
+    ),
+    (
         "lite0-minilm-colour-b256-lr2-hubness",
-        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (default), "
-        "ranked as the service ranks (hubness-corrected)",
+        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (session 8), "
+        "ranked as the service ranked (text queries hubness-corrected)",
     ),
     (
         "lite0-minilm-colour-b256-lr2",
-        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (default), "
+        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (session 8), "
         "cosine",
     ),
     (
