@@ -6,16 +6,18 @@ times faster than in PyTorch (the depthwise convolutions of EfficientNet above a
 faster again on CPUs with bfloat16 units; models.openvino_runtime), else with ONNX
 Runtime; both come with `pip install "fashion-retrieval[onnx]"`. PyTorch stays the path
 on CUDA, and is the fallback, with a log line, when neither is installed or a model
-cannot be exported. PyTorch is imported only on those paths, and to export graphs that
-are missing: a CPU process with the graphs exported never imports it.
+cannot be exported. PyTorch is imported only on those paths; graphs that are missing
+are exported in a child process, so a CPU process that encodes with them never imports
+it.
 """
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import logging
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -139,14 +141,35 @@ def _onnx_encoder(
     """The artifact's exported graphs, exported first when missing. When they exist the
     PyTorch weights are never loaded (a smaller process)."""
     from models.onnx_encoder import OnnxEncoder  # imports onnxruntime
-    from models.onnx_export import cache_dir_for, find_or_export, read_export
+    from models.onnx_export import cache_dir_for, read_export
 
     parts = read_artifact(path)
     directory = cache_dir_for(parts.directory, parts.model_id)
     info = read_export(directory, parts.model_id)
     if info is None:
-        model = load_model(path, device="cpu")
-        directory, info = find_or_export(model, parts.directory)
-        del model
-        gc.collect()  # the PyTorch weights are not needed any more
+        directory = _export_in_child(parts.directory)
+        info = read_export(directory, parts.model_id)
+        if info is None:
+            raise ModelsError(f"the ONNX export left no graphs of {parts.model_id} in {directory}")
     return OnnxEncoder(parts, directory, info, threads=threads, runtime=engine)
+
+
+def _export_in_child(artifact_dir: Path) -> Path:
+    """Export the artifact's graphs in a child process and return their folder. Loading
+    the weights and tracing them with PyTorch left a serving process 0.75 GB larger for
+    its whole life (1.75 against 1.0 GB of RSS); a child gives it all back when it ends.
+    The child's errors are raised here."""
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_export, artifact_dir).result()
+
+
+def _export(artifact_dir: Path) -> Path:
+    """In the child: load the artifact with PyTorch and export (or find) its graphs."""
+    from models.onnx_export import find_or_export
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    directory, _ = find_or_export(load_model(artifact_dir, device="cpu"), artifact_dir)
+    return directory

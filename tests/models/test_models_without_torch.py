@@ -5,8 +5,12 @@ Checked in a fresh process (this one has PyTorch loaded); the lazy names still w
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 # Reads the bundled default model (MiniLM text tower) and tokenizes with it, then asks
 # for models.JointModel, which must import PyTorch and be the class.
@@ -52,3 +56,44 @@ def test_reading_an_artifact_and_tokenizing_import_no_torch(
     assert report["device"] == "cpu" and report["text"] == "minilm"
     assert report["dtypes"] == ["int64"]
     assert report["joint"] == "models.joint" and report["torch_after"]
+
+
+# Loads the CPU encoder of an artifact that has no exported graphs yet: the export runs
+# in a child process, so this one never imports PyTorch, and the graphs stay cached.
+EXPORT_WITHOUT_TORCH = """
+import json, sys
+
+from models.encoders import load_encoder
+
+encoder = load_encoder(sys.argv[1], "cpu", runtime="onnx")
+vector = encoder.encode_texts(["navy blue shirt"])
+report = {
+    "encoder": type(encoder).__name__,
+    "shape": list(vector.shape),
+    "torch": sorted(name for name in sys.modules if name.split(".")[0] == "torch")[:5],
+    "directory": str(encoder.directory),
+}
+print(json.dumps(report))
+"""
+
+
+def test_a_missing_export_is_made_in_a_child_process(
+    subprocess_env: dict[str, str], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional extra ([onnx])")
+    artifact = shutil.copytree(
+        tiny_model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT_WITHOUT_TORCH, str(artifact)],
+        env={**subprocess_env, "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["encoder"] == "OnnxEncoder" and report["shape"][0] == 1
+    assert report["torch"] == [], f"imported PyTorch: {report['torch']}"
+    assert report["directory"].startswith(str(artifact / "onnx"))
