@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import training.loop
-from models import ArtifactError, load_model, read_catalog
+from models import ArtifactError, load_model, read_catalog, save_artifact
 from training.checkpoint import CHECKPOINT
 from training.config import TrainConfig
 from training.data import SplitSpec
@@ -200,3 +200,26 @@ def test_init_refuses_an_artifact_of_another_architecture(
     wider = replace(tiny_config, model=replace(tiny_config.model, embed_dim=16))
     with pytest.raises(ArtifactError, match="architecture differs.*embed_dim 32.*embed_dim 16"):
         train(wider, catalog, tmp_path / "b", init=first, device="cpu", progress=False)
+
+
+def test_init_keeps_an_artifacts_mirror_averaging(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+) -> None:
+    """Fine-tuning the bundled model (mirror averaged) with a config that does not name
+    the option is no architecture change, and the result still averages."""
+    first = train(
+        _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
+    )
+    model = load_model(first, device="cpu")
+    model.config = replace(model.config, image_flip_average=True)
+    save_artifact(model, tmp_path / "flipped")
+    assert not tiny_config.model.image_flip_average
+    again = train(
+        _with_epochs(tiny_config, 1),
+        catalog,
+        tmp_path / "b",
+        init=tmp_path / "flipped",
+        device="cpu",
+        progress=False,
+    )
+    assert load_model(again, device="cpu").config.image_flip_average
