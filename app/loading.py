@@ -123,7 +123,7 @@ def with_hubness(opener: IndexOpener, model: Encoder, ranking: RankingSettings) 
             raise
         logger.info(
             "hubness correction on: %d products against %d bank queries and %d bank photos "
-            "in %.1f s (alpha %g; text queries of %d+ words over %s, photos over %s)",
+            "in %.1f s (alpha %g; text queries of %d+ words over targets %s; uploads over %s)",
             len(index),
             len(bank_texts),
             0 if photo_bank is None else len(photo_bank),

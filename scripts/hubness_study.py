@@ -18,13 +18,11 @@ It is how alpha, k, the bank size and the three-word gate were chosen
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
-from models.catalog import read_catalog
-from models.encoders import load_encoder
+from val_gallery import load_val_gallery
+
 from models.hubness import hubness, sample_bank
-from training.data import SplitSpec
 from training.evaluate import CATEGORY_FIELDS
 from training.metrics import precision_summary, ranked_relevance, summarise
 from training.queries import FIELDS, MISSING
@@ -43,17 +41,11 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     args = parser.parse_args()
 
-    model = load_encoder(args.model, "cpu")
-    splits = SplitSpec.from_metrics(model.metrics).split(read_catalog(args.catalog).products)
-    val = splits.val
-    photos = model.encode_images([p.image for p in val])
-    titles = [p.text for p in val]
-    title_vectors = model.encode_texts(titles)
-    seed_rows = random.Random(0).sample(range(len(val)), min(1000, len(val)))
-    seed_titles = [titles[i] for i in seed_rows]
-    distinct = sorted(set(titles))
-    first = {t: i for i, t in reversed(list(enumerate(titles)))}
-    distinct_vectors = title_vectors[[first[t] for t in distinct]]
+    gallery = load_val_gallery(args.catalog, args.model)
+    model, splits, val = gallery.model, gallery.splits, gallery.val
+    photos, titles, title_vectors = gallery.photos, gallery.titles, gallery.title_vectors
+    seed_rows, seed_titles = gallery.seed_rows, gallery.seed_titles
+    distinct, distinct_vectors = gallery.distinct, gallery.distinct_vectors
 
     # (name, query texts, their vectors, each query's key, each photo's key)
     tasks = []

@@ -18,16 +18,13 @@ For each bank size, k and alpha it prints:
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
 import numpy as np
+from val_gallery import load_val_gallery
 
-from models.catalog import read_catalog
-from models.encoders import load_encoder
 from models.fusion import fuse
-from models.hubness import hubness
-from training.data import SplitSpec
+from models.hubness import hubness, pack_vectors, unpack_vectors
 from training.metrics import ranked_relevance, summarise
 
 
@@ -37,10 +34,8 @@ def stored(bank: np.ndarray, dtype: str) -> np.ndarray:
         return bank
     if dtype == "float16":
         back = bank.astype(np.float16).astype(np.float32)
-    else:  # int8, one scale per vector
-        scale = np.abs(bank).max(axis=1, keepdims=True) / 127.0
-        back = np.round(bank / scale).astype(np.int8).astype(np.float32) * scale
-    return back / np.linalg.norm(back, axis=1, keepdims=True)
+        return back / np.linalg.norm(back, axis=1, keepdims=True)
+    return unpack_vectors(*pack_vectors(bank))  # int8, as the artifact stores it
 
 
 def main() -> None:
@@ -57,18 +52,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    model = load_encoder(args.model, "cpu")
-    splits = SplitSpec.from_metrics(model.metrics).split(read_catalog(args.catalog).products)
-    val = splits.val
-    photos = model.encode_images([p.image for p in val])
-    titles = [p.text for p in val]
-    title_vectors = model.encode_texts(titles)
+    gallery = load_val_gallery(args.catalog, args.model)
+    model, splits, val = gallery.model, gallery.splits, gallery.val
+    photos, titles, title_vectors = gallery.photos, gallery.titles, gallery.title_vectors
+    seed_rows, seed_titles = gallery.seed_rows, gallery.seed_titles
+    distinct, distinct_vectors = gallery.distinct, gallery.distinct_vectors
     products = fuse(photos, title_vectors)
-    seed_rows = random.Random(0).sample(range(len(val)), min(1000, len(val)))
-    seed_titles = [titles[i] for i in seed_rows]
-    distinct = sorted(set(titles))
-    first = {t: i for i, t in reversed(list(enumerate(titles)))}
-    distinct_vectors = title_vectors[[first[t] for t in distinct]]
     ids = [str(i) for i in range(len(val))]
 
     train = splits.train

@@ -39,19 +39,25 @@ print(json.dumps(report))
 """
 
 
-def test_reading_an_artifact_and_tokenizing_import_no_torch(
-    subprocess_env: dict[str, str],
-) -> None:
+def _report_of(script: str, env: dict[str, str], *args: str) -> dict:  # type: ignore[type-arg]
+    """Run `script` in a fresh CPU-only process ("auto" is the CPU) and return the JSON
+    report it prints last."""
     done = subprocess.run(
-        [sys.executable, "-c", READ_WITHOUT_TORCH],
-        env={**subprocess_env, "CUDA_VISIBLE_DEVICES": ""},  # "auto" is the CPU
+        [sys.executable, "-c", script, *args],
+        env={**env, "CUDA_VISIBLE_DEVICES": ""},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_reading_an_artifact_and_tokenizing_import_no_torch(
+    subprocess_env: dict[str, str],
+) -> None:
+    report = _report_of(READ_WITHOUT_TORCH, subprocess_env)
     assert report["torch"] == [], f"imported PyTorch: {report['torch']}"
     assert report["device"] == "cpu" and report["text"] == "minilm"
     assert report["dtypes"] == ["int64"]
@@ -84,16 +90,7 @@ def test_a_missing_export_is_made_in_a_child_process(
     artifact = shutil.copytree(
         tiny_model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("onnx")
     )
-    done = subprocess.run(
-        [sys.executable, "-c", EXPORT_WITHOUT_TORCH, str(artifact)],
-        env={**subprocess_env, "CUDA_VISIBLE_DEVICES": ""},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = _report_of(EXPORT_WITHOUT_TORCH, subprocess_env, str(artifact))
     assert report["encoder"] == "OnnxEncoder" and report["shape"][0] == 1
     assert report["torch"] == [], f"imported PyTorch: {report['torch']}"
     assert report["directory"].startswith(str(artifact / "onnx"))
