@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 import torch
@@ -18,11 +16,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from models import ConfigError, JointModel, build_model, read_catalog, save_artifact
+from models import ConfigError, JointModel, build_model, read_catalog
 from models.artifact import resolve_device
-from models.hubness import encode_photo_bank, sample_bank
 from models.progress import progress_bar
-from training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from training.checkpoint import CHECKPOINT
 from training.config import TrainConfig
 from training.data import (
     IdentityBatchSampler,
@@ -32,55 +29,23 @@ from training.data import (
     identity_labels,
 )
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
-from training.evaluate import evaluate_catalog, evaluate_categories, evaluate_seed, selection_score
+from training.epoch_end import LOG_FILE, MODEL_DIR, end_of_epoch
 from training.grad_cache import cached_gradient_step
 from training.init import model_from_artifact
 from training.objectives import build_objective, multi_field_loss
 from training.optim import apply_freezing, build_scheduler, param_groups
 from training.prefix_cache import CachedPairDataset, compute_prefix_cache
 from training.queries import FieldQueries, all_wordings, batch_queries, query_rng
+from training.run_state import TrainState, restore_state, save_state
 
 logger = logging.getLogger(__name__)
-MODEL_DIR = "model"
-LOG_FILE = "train_log.jsonl"
-
-
-@dataclass
-class TrainState:
-    model: JointModel
-    objective: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
-    pending_scheduler_state: dict | None = None  # restored once the step count is known
-    epoch: int = 0  # epochs completed
-    step: int = 0  # batches of epoch + 1 already trained (a mid-epoch checkpoint)
-    partial_loss: tuple[float, int] = (0.0, 0)  # loss sum and batches of those steps
-    best_score: float = float("-inf")
+__all__ = ["LOG_FILE", "MODEL_DIR", "train"]
 
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _validate(model: JointModel, config: TrainConfig, val: list) -> tuple[dict, float]:
-    """Val metrics and the model-selection score.
-
-    The seed protocol (a 1,000-product gallery) is logged for continuity; selection uses
-    the title task and the category tasks with every val photo as the gallery
-    (training.evaluate.selection_score), the catalogue-scale tasks in miniature. The
-    seed gallery is drawn with the split's seed, not the run's, so that runs trained with
-    other seeds are scored on the same gallery.
-    """
-    seed = evaluate_seed(
-        model, val, gallery_size=config.data.val_gallery, seed=config.data.split_seed
-    )
-    photos = model.encode_images([p.image for p in val])
-    title = evaluate_catalog(model, val, val, gallery_embeddings=(photos, None))
-    categories = evaluate_categories(model, val, val, gallery_embeddings=photos)
-    metrics = {**seed, "title_to_photo": title["text_to_image"], "categories": categories}
-    return metrics, selection_score(title["text_to_image"], categories)
 
 
 def _prepare(
@@ -157,7 +122,7 @@ def train(
         if dist_info.is_main:
             out.mkdir(parents=True, exist_ok=True)
         if resume and (out / CHECKPOINT).is_file():
-            _restore(state, out / CHECKPOINT, config)
+            restore_state(state, out / CHECKPOINT, config)
         _run_epochs(
             config,
             state,
@@ -170,32 +135,6 @@ def train(
     finally:
         cleanup(dist_info)
     return out / MODEL_DIR
-
-
-def _without_epochs(config: dict) -> dict:
-    """Resuming may extend a run, so the epoch count alone may differ."""
-    return {**config, "optim": {k: v for k, v in config["optim"].items() if k != "epochs"}}
-
-
-def _restore(state: TrainState, path: Path, config: TrainConfig) -> None:
-    saved = load_checkpoint(path)
-    if _without_epochs(saved["config"]) != _without_epochs(config.to_dict()):
-        raise ValueError(
-            f"{path} was written by another training config; use a new --out or drop --resume"
-        )
-    state.model.load_state_dict(saved["model"])
-    state.objective.load_state_dict(saved["objective"])
-    state.optimizer.load_state_dict(saved["optimizer"])
-    state.pending_scheduler_state = saved.get("scheduler")
-    state.epoch, state.best_score = saved["epoch"], saved["best_score"]
-    state.step = saved.get("step", 0)
-    state.partial_loss = tuple(saved.get("partial_loss", (0.0, 0)))
-    logger.info(
-        "resuming after epoch %d, step %d (best val score %.4f)",
-        state.epoch,
-        state.step,
-        state.best_score,
-    )
 
 
 def _run_epochs(
@@ -260,7 +199,7 @@ def _run_epochs(
         loss, speed = _train_one_epoch(run)
         state.epoch, state.step, state.partial_loss = epoch, 0, (0.0, 0)
         if dist_info.is_main:
-            _end_of_epoch(config, state, splits=splits, out=out, loss=loss, speed=speed)
+            end_of_epoch(config, state, splits=splits, out=out, loss=loss, speed=speed)
         barrier(dist_info)
 
 
@@ -392,7 +331,7 @@ def _train_one_epoch(run: EpochRun) -> tuple[float, dict[str, float]]:
             and time.perf_counter() - last_save >= 60.0 * config.optim.checkpoint_minutes
         ):
             state.step, state.partial_loss = step, (total, count)
-            _save_checkpoint(config, state, run.out)
+            save_state(config, state, run.out)
             last_save = time.perf_counter()
     bar.close()
     seconds = time.perf_counter() - started
@@ -424,81 +363,3 @@ def _all_reduce_grads(module: nn.Module, dist_info: DistInfo) -> None:
         if param.grad is not None:
             torch.distributed.all_reduce(param.grad)
             param.grad /= dist_info.world_size
-
-
-def _save_checkpoint(config: TrainConfig, state: TrainState, out: Path) -> None:
-    save_checkpoint(
-        out / CHECKPOINT,
-        {
-            "config": config.to_dict(),
-            "model": state.model.state_dict(),
-            "objective": state.objective.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
-            "epoch": state.epoch,
-            "step": state.step,
-            "partial_loss": state.partial_loss,
-            "best_score": state.best_score,
-        },
-    )
-    if state.step:
-        logger.info("checkpoint: epoch %d, step %d", state.epoch + 1, state.step)
-
-
-def _end_of_epoch(
-    config: TrainConfig,
-    state: TrainState,
-    *,
-    splits: Splits,
-    out: Path,
-    loss: float,
-    speed: dict[str, float],
-) -> None:
-    record: dict[str, object] = {"epoch": state.epoch, "loss": loss}
-    if splits.val:
-        val, score = _validate(state.model, config, splits.val)
-        record["val"] = val
-        record["score"] = score
-    else:  # no validation products (tiny catalogues): keep the latest
-        score = float(state.epoch)
-    improved = score > state.best_score
-    if improved:
-        state.best_score = score
-        save_artifact(
-            state.model,
-            out / MODEL_DIR,
-            metrics={
-                "config": config.name,
-                "epoch": state.epoch,
-                "train_loss": loss,
-                "split": config.data.split.to_metrics(),
-                "val": record.get("val"),
-            },
-            # Typical queries and photos the search's hubness correction compares the
-            # catalogue with: never a val or test title or photo (the split is by title).
-            query_bank=sample_bank([p.text for p in splits.train], seed=config.seed),
-            photo_bank=encode_photo_bank(
-                state.model, [p.image for p in splits.train], seed=config.seed
-            ),
-        )
-    record["best"] = improved
-    record["time"] = speed  # kept apart: the only field that differs between equal runs
-    with (out / LOG_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-    _save_checkpoint(config, state, out)
-    val = cast(dict[str, Any], record.get("val") or {})
-    summary = ", ".join(
-        f"{d} R@1 {val[d]['R@1']:.3f} R@10 {val[d]['R@10']:.3f}"
-        for d in ("text_to_image", "image_to_text")
-        if d in val
-    )
-    logger.info(
-        "epoch %d: loss %.4f, %.0f images/s, %.1f min; %s score %.4f%s",
-        state.epoch,
-        loss,
-        speed["images_per_s"],
-        speed["seconds"] / 60,
-        summary,
-        score,
-        " (best)" if improved else "",
-    )

@@ -71,13 +71,13 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     config = _with_epochs(tiny_config, 2)
     train(config, catalog, tmp_path / "straight", device="cpu", progress=False)
 
-    end_of_epoch = training.loop._end_of_epoch
+    end_of_epoch = training.loop.end_of_epoch
 
     def stop_after_first_epoch(config, state, *args, **kwargs):  # noqa: ANN001, ANN202
         end_of_epoch(config, state, *args, **kwargs)
         raise Interrupted
 
-    monkeypatch.setattr(training.loop, "_end_of_epoch", stop_after_first_epoch)
+    monkeypatch.setattr(training.loop, "end_of_epoch", stop_after_first_epoch)
     with pytest.raises(Interrupted):
         train(config, catalog, tmp_path / "resumed", device="cpu", progress=False)
     monkeypatch.undo()
@@ -157,14 +157,14 @@ def test_a_mid_epoch_resume_gives_the_weights_of_an_uninterrupted_run(
     config = _multi_field(tiny_config)
     train(config, catalog, tmp_path / "straight", device="cpu", progress=False)
 
-    save = training.loop._save_checkpoint
+    save = training.loop.save_state
 
     def killed_after_step_2_of_epoch_2(config, state, out):  # noqa: ANN001, ANN202
         save(config, state, out)
         if state.epoch == 1 and state.step == 2:
             raise Interrupted
 
-    monkeypatch.setattr(training.loop, "_save_checkpoint", killed_after_step_2_of_epoch_2)
+    monkeypatch.setattr(training.loop, "save_state", killed_after_step_2_of_epoch_2)
     with pytest.raises(Interrupted):
         train(config, catalog, tmp_path / "resumed", device="cpu", progress=False)
     monkeypatch.undo()
