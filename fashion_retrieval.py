@@ -16,11 +16,12 @@ COMMANDS = {
     "index": ("indexer.cli", False, "build, update, inspect and verify FAISS indices"),
     "serve": ("app.cli", False, "run the search service and web UI"),
     "export-onnx": ("models.cli", False, "export a model's towers for the ONNX Runtime encoder"),
+    "average": ("training.average_cli", False, "average fine-tuned models' weights (a model soup)"),
 }
 
 USAGE = (
-    "usage: fashion-retrieval {train,evaluate,index,serve,export-onnx} ...\n\ncommands:\n"
-    + "\n".join(f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items())
+    "usage: fashion-retrieval {train,evaluate,index,serve,export-onnx,average} ...\n\ncommands:\n"
+    + "\n".join(f"  {name:<11} {help_text}" for name, (_, _, help_text) in COMMANDS.items())
     + """
 
 example:
