@@ -172,8 +172,10 @@ def test_a_damaged_or_mismatched_photo_bank_is_refused(
 
 
 def test_float16_weights_load_as_float32(
-    tiny_model: JointModel, tmp_path: Path, sample_dir: Path
+    tiny_model_dir: Path, tmp_path: Path, sample_dir: Path
 ) -> None:
+    # its own copy: saving sets the model's id, and the session's tiny_model is shared
+    tiny_model = load_model(tiny_model_dir, device="cpu")
     save_artifact(tiny_model, tmp_path / "half", weights_dtype="float16")
     assert {
         t.dtype for t in load_file(str(tmp_path / "half" / "weights.safetensors")).values()
