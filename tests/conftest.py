@@ -196,7 +196,8 @@ def tiny_model_dir(
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path) -> JointModel:
-    """`load_model(tiny_model_dir, device="cpu")`, shared by the session (do not train or save it: saving sets its model id)."""
+    """`load_model(tiny_model_dir, device="cpu")`, shared by the session: do not train or
+    save it (saving sets its model id)."""
     return load_model(tiny_model_dir, device="cpu")
 
 
