@@ -98,6 +98,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     parser.add_argument("--epochs", type=_positive, help="override the config's number of epochs")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="override the config's seed (batches, flips, query wordings; the split and the "
+        "val gallery keep theirs): runs of one recipe to compare or average",
+    )
     parser.set_defaults(handler=run_train)
 
 
@@ -165,6 +171,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.epochs is not None:
         config = replace(config, optim=replace(config.optim, epochs=args.epochs))
+    if args.seed is not None:
+        config = replace(config, seed=args.seed)
     artifact = train(
         config, args.catalog, args.out, resume=args.resume, init=args.init, device=args.device
     )

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from models import load_model
 from training import cli
-from training.config import CONFIG_DIR
+from training.config import CONFIG_DIR, load_config
 from training.loop import LOG_FILE, MODEL_DIR
 
 METRICS = {"R@1", "R@5", "R@10", "median_rank", "mAP", "MRR@10"}
@@ -209,6 +210,10 @@ def test_resume_continues_and_refuses_another_config(
     assert _epochs(run) == [1, 2]  # epoch 1 came from the checkpoint, only epoch 2 ran
     capsys.readouterr()
 
+    # another seed is another run: its batches and wordings differ from the checkpoint's
+    assert cli.main(["train", "--config", "tiny", "--epochs", "2", "--seed", "99", *common]) == 1
+    assert "written by another training config" in capsys.readouterr().err
+
     # same name (the file's stem), another batch size
     other = tmp_path / "changed" / "tiny.toml"
     other.parent.mkdir()
@@ -248,3 +253,12 @@ def test_evaluate_ranks_like_the_service_unless_told_not_to(
     assert reports["0"]["hubness"] is None
     assert cli.main([*args, "--hubness-alpha", "-1"]) == 1
     assert "--hubness-alpha must not be negative" in capsys.readouterr().err
+
+
+def test_seed_overrides_the_configs(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    catalog, _ = trained
+    common = ["--catalog", str(catalog), "--config", "tiny", "--epochs", "1", "--device", "cpu"]
+    assert cli.main(["train", *common, "--out", str(tmp_path / "seeded"), "--seed", "7"]) == 0
+    saved = torch.load(tmp_path / "seeded" / "checkpoint.pt", weights_only=False)
+    assert saved["config"]["seed"] == 7
+    assert load_config("tiny").seed != 7
