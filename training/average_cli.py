@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--catalog", required=True, type=Path, help="the catalogue they were trained on"
     )
     parser.add_argument(
-        "--out", required=True, type=Path, help="where to write the averaged artifact"
+        "--out",
+        required=True,
+        type=Path,
+        help="where to write the averaged artifact (replaced if it exists)",
     )
     parser.add_argument(
         "--weights",
@@ -88,6 +91,8 @@ HEADER = (
 def run(args: argparse.Namespace) -> int:
     if args.weights is not None and len(args.weights) != len(args.models):
         raise ValueError(f"{len(args.models)} models but {len(args.weights)} weights")
+    if args.out.resolve() in {path.resolve() for path in args.models}:
+        raise ValueError(f"--out {args.out} is one of the models: it would be replaced")
     model = average_models(args.models, args.weights)
     splits = SplitSpec.from_metrics(model.metrics).split(read_catalog(args.catalog).products)
     if not splits.val or not splits.train:

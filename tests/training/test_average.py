@@ -160,3 +160,7 @@ def test_the_command_says_what_is_wrong(
         main([str(a), str(b), "--weights", "half", "half", *args])
     assert usage.value.code == 2
     assert not (tmp_path / "soup").exists()
+    before = load_model(a, device="cpu").model_id
+    assert main([str(a), str(b), "--catalog", str(sample_catalog), "--out", str(a)]) == 1
+    assert "is one of the models" in capsys.readouterr().err
+    assert load_model(a, device="cpu").model_id == before
