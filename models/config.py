@@ -11,7 +11,7 @@ dotted paths.
 from __future__ import annotations
 
 import typing
-from dataclasses import asdict, field, fields, is_dataclass
+from dataclasses import asdict, field, fields, is_dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 from pydantic import ConfigDict, Field, ValidationError
@@ -90,14 +90,28 @@ class ModelConfig:
     # augmentation; training flips photos at random, so both views are familiar): twice
     # the image tower's work per photo, in indexing and in every photo query.
     image_flip_average: bool = False
+    # Also encode each photo at these sizes, relative to the preprocessed input (1.25:
+    # 160x120 beside 128x96), resized inside the model so exported graphs carry it, and
+    # sum every view's normalised embedding (multi-scale test-time augmentation): one
+    # more pass of the image tower per scale, on a larger input for a scale above 1.
+    image_scales: tuple[Annotated[float, Field(gt=0, le=4)], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        # the encoding options are written only when on: config.json is hashed into the
+        # model id, and an artifact saved before they existed keeps its id when saved again
         if not self.image_flip_average:
-            # written only when on: config.json is hashed into the model id, and an
-            # artifact saved before the option existed keeps its id when saved again
             del data["image_flip_average"]
+        if not self.image_scales:
+            del data["image_scales"]
         return data
+
+    def encoding_like(self, other: ModelConfig) -> ModelConfig:
+        """This architecture, encoding photos as `other` does (mirror averaging and
+        scales: how photos are encoded, not what the weights are)."""
+        return replace(
+            self, image_flip_average=other.image_flip_average, image_scales=other.image_scales
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -55,14 +55,30 @@ class JointModel(nn.Module):
         return next(self.parameters()).device
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised pixels -> (B, embed_dim), not normalised. With
-        `image_flip_average`, the sum of the normalised embeddings of each photo and its
-        mirror image (one pass over both), so a photo and its mirror encode alike."""
-        if not self.config.image_flip_average:
+        """(B, 3, H, W) normalised pixels -> (B, embed_dim), not normalised.
+
+        With `image_flip_average` or `image_scales`, the sum of the normalised
+        embeddings of every view: the photo at its size and at each scale, and with
+        `image_flip_average` each of those mirrored too (one tower pass per size), so a
+        photo and its mirror encode alike.
+        """
+        flip, scales = self.config.image_flip_average, self.config.image_scales
+        if not flip and not scales:
             return self.image_head(self.image_tower(pixels))
-        both = self.image_head(self.image_tower(torch.cat([pixels, pixels.flip(-1)])))
-        photo, mirror = F.normalize(both, dim=-1).chunk(2)
-        return photo + mirror
+        views: list[torch.Tensor] = []
+        for sized in [pixels, *(self._rescaled(pixels, scale) for scale in scales)]:
+            batch = torch.cat([sized, sized.flip(-1)]) if flip else sized
+            embedded = F.normalize(self.image_head(self.image_tower(batch)), dim=-1)
+            views.extend(embedded.chunk(2) if flip else [embedded])
+        return torch.stack(views).sum(0)
+
+    def _rescaled(self, pixels: torch.Tensor, scale: float) -> torch.Tensor:
+        """`pixels` resized by `scale` from the preprocessed size (bilinear; without
+        antialiasing, which ONNX opset 17 cannot express, so scales below about 0.7
+        alias)."""
+        preprocess = self.config.preprocess
+        size = (max(1, round(preprocess.height * scale)), max(1, round(preprocess.width * scale)))
+        return F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
 
     def embed_texts(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """Tokenizer output of B texts -> (B, embed_dim), not normalised."""

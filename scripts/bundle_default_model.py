@@ -40,16 +40,28 @@ def main() -> None:
         help="encode each photo and its mirror image and average them (ModelConfig."
         "image_flip_average; a new model id: indices must be rebuilt)",
     )
+    parser.add_argument(
+        "--image-scales",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="SCALE",
+        help="also encode each photo at these sizes relative to the input size and average "
+        "(ModelConfig.image_scales, e.g. 1.25; a new model id: indices must be rebuilt)",
+    )
     args = parser.parse_args()
 
     full = load_model(args.artifact, device="cpu")
+    encoding = full.config
     if args.image_flip_average:
         full.config = replace(full.config, image_flip_average=True)
+    if args.image_scales:
+        full.config = replace(full.config, image_scales=tuple(args.image_scales))
     splits = SplitSpec.from_metrics(full.metrics).split(read_catalog(args.catalog).products)
     val = splits.val
     bank = full.query_bank or sample_bank([p.text for p in splits.train])
-    # a bank encoded without mirror averaging no longer matches the model's photos
-    photo_bank = None if args.image_flip_average else photo_bank_of(full)
+    # a bank encoded another way (mirror averaging, scales) no longer matches the photos
+    photo_bank = None if full.config != encoding else photo_bank_of(full)
     if photo_bank is None:
         photo_bank = encode_photo_bank(full, [p.image for p in splits.train])
     before = evaluate_seed(full, val)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -61,8 +60,8 @@ def average_models(paths: Sequence[Path], weights: Sequence[float] | None = None
     first's config, tokenizer and query bank, and no photo bank (its photos would be
     encoded by another model; the caller encodes a new one).
 
-    Mirror averaging (`image_flip_average`) is how photos are encoded, not weights: the
-    first artifact's is kept. Raises ArtifactError when the artifacts differ in anything
+    Mirror averaging and `image_scales` are how photos are encoded, not weights: the
+    first artifact's are kept. Raises ArtifactError when the artifacts differ in anything
     else but their weights.
     """
     if len(paths) < 2:
@@ -71,9 +70,7 @@ def average_models(paths: Sequence[Path], weights: Sequence[float] | None = None
     models = [load_model(path, device="cpu") for path in paths]
     base = models[0]
     for path, model in zip(paths[1:], models[1:], strict=True):
-        if replace(model.config, image_flip_average=False) != replace(
-            base.config, image_flip_average=False
-        ):
+        if model.config.encoding_like(base.config) != base.config:
             raise ArtifactError(
                 f"{path} and {paths[0]} differ in their model config: only fine-tunes of "
                 "one architecture can be averaged"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _encoding_like(model: JointModel, average: JointModel) -> JointModel:
-    """`model` encoding photos as the average does (mirror averaging or not), so that
+    """`model` encoding photos as the average does (mirror averaging, scales), so that
     the scores compare weights alone."""
-    flip = average.config.image_flip_average
-    model.config = replace(model.config, image_flip_average=flip)
+    model.config = model.config.encoding_like(average.config)
     return model
 
 

@@ -14,17 +14,20 @@ def model_from_artifact(config: ModelConfig, path: Path) -> JointModel:
 
     The architectures must match: towers, heads and embedding size (a Bi-LSTM keeps
     the artifact's vocabulary, which its weights depend on); preprocessing may differ,
-    so a new input size fine-tunes the same weights. Mirror averaging
-    (`image_flip_average`) is no architecture: an artifact's carries over, so that
+    so a new input size fine-tunes the same weights. How photos are encoded (mirror
+    averaging, `image_scales`) is no architecture: an artifact's carries over, so that
     fine-tuning the bundled model keeps encoding photos as it does, and a config may
-    turn it on.
+    turn mirror averaging on or name other scales.
     """
     model = load_model(path, device="cpu")
     theirs = model.config
-    flip = config.image_flip_average or theirs.image_flip_average
-    config = replace(config, image_flip_average=flip)
-    if replace(config, preprocess=theirs.preprocess, scheme=theirs.scheme) != replace(
-        theirs, image_flip_average=flip
+    config = replace(
+        config,
+        image_flip_average=config.image_flip_average or theirs.image_flip_average,
+        image_scales=config.image_scales or theirs.image_scales,
+    )
+    if replace(config, preprocess=theirs.preprocess, scheme=theirs.scheme) != (
+        theirs.encoding_like(config)
     ):
         raise ArtifactError(
             f"--init {path}: its architecture differs from the training config's "

@@ -115,3 +115,19 @@ def test_flip_average_is_written_only_when_on() -> None:
     on = ModelConfig(image_flip_average=True)
     assert on.to_dict()["image_flip_average"] is True
     assert ModelConfig.from_dict(on.to_dict()) == on
+
+
+def test_image_scales_are_written_only_when_set_and_must_be_positive() -> None:
+    assert "image_scales" not in ModelConfig().to_dict()
+    on = ModelConfig(image_scales=(1.25,))
+    assert on.to_dict()["image_scales"] == (1.25,)
+    assert ModelConfig.from_dict(json.loads(json.dumps(on.to_dict()))) == on
+    for bad in ([0.0], [-1.0], [5.0], ["1.25"]):
+        with pytest.raises(ConfigError, match="image_scales"):
+            ModelConfig.from_dict({"image_scales": bad})
+
+
+def test_encoding_like_takes_only_the_encoding_options() -> None:
+    theirs = ModelConfig(image_flip_average=True, image_scales=(1.25,), embed_dim=64)
+    mine = ModelConfig(embed_dim=32).encoding_like(theirs)
+    assert mine == ModelConfig(embed_dim=32, image_flip_average=True, image_scales=(1.25,))

@@ -121,3 +121,40 @@ def test_flip_average_encodes_a_photo_and_its_mirror_alike(
     # batching keeps photos apart: each row averages its own two views only
     many = averaged.encode_images([photo, mirror, *[Image.new("RGB", (30, 40), "red")] * 3], 2)
     np.testing.assert_allclose(many[:2], both, atol=1e-5)
+
+
+def _unit(rows: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(rows, dim=-1)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_image_scales_sum_the_views_at_each_size(
+    tiny_model_config: ModelConfig, flip: bool
+) -> None:
+    torch.manual_seed(0)
+    plain = build_model(tiny_model_config, TITLES).eval()
+    config = replace(tiny_model_config, image_flip_average=flip, image_scales=(1.25, 0.75))
+    scaled = build_model(config, TITLES).eval()
+    scaled.load_state_dict(plain.state_dict())
+    pixels = torch.randn(3, 3, 32, 24)
+    with torch.no_grad():
+        got = scaled.embed_images(pixels)
+        views = [pixels]
+        for size in [(40, 30), (24, 18)]:  # 32x24 at 1.25 and 0.75
+            views.append(torch.nn.functional.interpolate(pixels, size=size, mode="bilinear"))
+        if flip:
+            views += [view.flip(-1) for view in views]
+        want = sum(_unit(plain.embed_images(view)) for view in views)
+        assert len(views) == (6 if flip else 3)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        # each photo's views stay its own: one photo alone encodes as in the batch
+        torch.testing.assert_close(scaled.embed_images(pixels[1:2]), got[1:2], atol=1e-5, rtol=0)
+
+
+def test_image_scale_one_encodes_as_the_plain_model(tiny_model_config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    plain = build_model(tiny_model_config, TITLES)
+    scaled = build_model(replace(tiny_model_config, image_scales=(1.0,)), TITLES)
+    scaled.load_state_dict(plain.state_dict())
+    photos = [Image.new("RGB", (30, 40), (200, 10, 10)), Image.new("RGB", (60, 20), "navy")]
+    np.testing.assert_allclose(scaled.encode_images(photos), plain.encode_images(photos), atol=1e-5)

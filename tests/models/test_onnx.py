@@ -142,19 +142,25 @@ def test_an_int8_text_tower_is_kept_only_within_the_cosine_bar(
     assert cosine.min() >= (INT8_MIN_COSINE if info.text == "int8" else 0.9999)
 
 
-def test_a_flip_averaged_model_exports_its_mirror_pass(
-    tiny_model_dir: Path, tmp_path: Path, sample_catalog: Path
+@pytest.mark.parametrize(
+    "encoding",
+    [{"image_flip_average": True}, {"image_flip_average": True, "image_scales": (1.25,)}],
+    ids=["mirror", "mirror-and-scale"],
+)
+def test_an_encoding_option_is_exported_in_the_graph(
+    tiny_model_dir: Path, tmp_path: Path, sample_catalog: Path, encoding: dict
 ) -> None:
     from dataclasses import replace
 
     from models import save_artifact
 
     model = load_model(tiny_model_dir, device="cpu")
-    model.config = replace(model.config, image_flip_average=True)
+    model.config = replace(model.config, **encoding)
     save_artifact(model, tmp_path / "model")
     reference = load_model(tmp_path / "model", device="cpu")
     assert (
-        reference.config.image_flip_average
+        replace(reference.config, image_flip_average=False, image_scales=())
+        == load_model(tiny_model_dir, device="cpu").config
         and reference.model_id != load_model(tiny_model_dir, device="cpu").model_id
     )
     encoder = load_encoder(tmp_path / "model", device="cpu", runtime="onnx")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models import JointModel, load_model, read_catalog
+from models import JointModel, load_model, read_catalog, save_artifact
 from models import encoders as encoders_module
 from models.artifact import DEFAULT_MODEL_DIR
 from models.encoders import load_encoder
@@ -66,6 +67,20 @@ def test_openvino_embeddings_match_pytorch_on_the_sample(
     )
     alone = np.concatenate([default_openvino.encode_texts([t]) for t in texts[:6]])
     np.testing.assert_allclose(default_openvino.encode_texts(texts[:6]), alone, atol=1e-2)
+
+
+def test_openvino_runs_the_in_graph_mirror_and_rescaled_views(
+    tiny_model_dir: Path, tmp_path: Path, sample_catalog: Path
+) -> None:
+    model = load_model(tiny_model_dir, device="cpu")
+    model.config = replace(model.config, image_flip_average=True, image_scales=(1.25, 0.75))
+    save_artifact(model, tmp_path / "model")
+    reference = load_model(tmp_path / "model", device="cpu")
+    encoder = load_encoder(tmp_path / "model", device="cpu", runtime="openvino", threads=1)
+    assert isinstance(encoder, OnnxEncoder) and encoder.runtime == "openvino"
+    photos = [p.image for p in read_catalog(sample_catalog).products[:12]]
+    cosine = np.sum(encoder.encode_images(photos) * reference.encode_images(photos), axis=1)
+    assert cosine.min() >= 0.9999
 
 
 def test_the_bfloat16_text_tower_is_kept_only_within_the_bar(

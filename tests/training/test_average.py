@@ -112,6 +112,18 @@ def test_models_of_other_architectures_are_not_averaged(
         average_models([tiny_model_dir])
 
 
+def test_encoding_options_are_no_architecture_the_first_models_are_kept(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    model = load_model(tiny_model_dir, device="cpu")
+    model.config = replace(model.config, image_flip_average=True, image_scales=(1.25,))
+    save_artifact(model, tmp_path / "scaled")
+    first_scaled = average_models([tmp_path / "scaled", tiny_model_dir]).config
+    assert first_scaled.image_flip_average and first_scaled.image_scales == (1.25,)
+    first_plain = average_models([tiny_model_dir, tmp_path / "scaled"]).config
+    assert not first_plain.image_flip_average and first_plain.image_scales == ()
+
+
 def test_other_vocabularies_are_not_averaged(tiny_model_dir: Path, tmp_path: Path) -> None:
     model = load_model(tiny_model_dir, device="cpu")
     words = model.tokenizer.words

@@ -202,18 +202,19 @@ def test_init_refuses_an_artifact_of_another_architecture(
         train(wider, catalog, tmp_path / "b", init=first, device="cpu", progress=False)
 
 
-def test_init_keeps_an_artifacts_mirror_averaging(
+def test_init_keeps_an_artifacts_encoding_options(
     tiny_config: TrainConfig, catalog: Path, tmp_path: Path
 ) -> None:
-    """Fine-tuning the bundled model (mirror averaged) with a config that does not name
-    the option is no architecture change, and the result still averages."""
+    """Fine-tuning the bundled model (mirror averaged, perhaps at several scales) with a
+    config that does not name the options is no architecture change, and the result
+    still encodes photos as the artifact did."""
     first = train(
         _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
     )
     model = load_model(first, device="cpu")
-    model.config = replace(model.config, image_flip_average=True)
+    model.config = replace(model.config, image_flip_average=True, image_scales=(1.25,))
     save_artifact(model, tmp_path / "flipped")
-    assert not tiny_config.model.image_flip_average
+    assert not tiny_config.model.image_flip_average and not tiny_config.model.image_scales
     again = train(
         _with_epochs(tiny_config, 1),
         catalog,
@@ -222,4 +223,5 @@ def test_init_keeps_an_artifacts_mirror_averaging(
         device="cpu",
         progress=False,
     )
-    assert load_model(again, device="cpu").config.image_flip_average
+    tuned = load_model(again, device="cpu").config
+    assert tuned.image_flip_average and tuned.image_scales == (1.25,)
