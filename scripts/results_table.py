@@ -33,6 +33,12 @@ ROWS = [
         "photo uploads too)",
     ),
     (
+        "lite0-minilm-colour-b256-lr2-scales",
+        "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256, photo and "
+        "mirror image at 128x96 and 160x120 averaged (image_scales, not the default), ranked "
+        "as the service ranks (hubness-corrected, photo uploads too)",
+    ),
+    (
         "lite0-minilm-colour-b256-lr2-hubness",
         "Deep CMPL + shopper-query fields, colour-weighted, 7 epochs, batches to 256 (session 8), "
         "ranked as the service ranked (text queries hubness-corrected)",
