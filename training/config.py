@@ -53,6 +53,10 @@ class OptimConfig:
     # Keep MiniLM's 11.7M-parameter word-embedding table as packaged: the artifact then
     # refers to the package for it instead of storing a copy (the 40 MB budget).
     freeze_word_embeddings: bool = False
+    # Keep the whole text side (tower and projection) as it starts, in eval mode: train
+    # an image side into the text space of `train --init-text MODEL_DIR` (a locked text
+    # side, as LiT locks its image side), a new tower learning from settled targets.
+    freeze_text: bool = False
     # Label-preserving photo augmentation (training.augment): small zoom in or out,
     # aspect stretch and resampling filter, so uploads framed or sized unlike the
     # catalogue's photos still land near them. Not with image_frozen_blocks.

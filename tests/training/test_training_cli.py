@@ -262,3 +262,30 @@ def test_seed_overrides_the_configs(trained: tuple[Path, Path], tmp_path: Path) 
     saved = torch.load(tmp_path / "seeded" / "checkpoint.pt", weights_only=False)
     assert saved["config"]["seed"] == 7
     assert load_config("tiny").seed != 7
+
+
+def test_init_and_init_text_are_one_or_the_other(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog, run = trained
+    model = run / MODEL_DIR
+    common = ["--catalog", str(catalog), "--config", "tiny", "--epochs", "1", "--device", "cpu"]
+    with pytest.raises(SystemExit) as usage_error:
+        cli.main(
+            [
+                "train",
+                *common,
+                "--out",
+                str(tmp_path / "x"),
+                "--init",
+                str(model),
+                "--init-text",
+                str(model),
+            ]
+        )
+    assert usage_error.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert (
+        cli.main(["train", *common, "--out", str(tmp_path / "t"), "--init-text", str(model)]) == 0
+    )
+    assert (tmp_path / "t" / "model" / "config.json").is_file()
