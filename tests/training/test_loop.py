@@ -191,15 +191,18 @@ def test_init_starts_from_an_artifacts_weights(
     assert load_model(again, device="cpu").model_id == load_model(first, device="cpu").model_id
 
 
-def test_init_refuses_an_artifact_of_another_architecture(
-    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("start", "differs"), [("init", "architecture differs"), ("init_text", "text side differs")]
+)
+def test_a_start_artifact_of_another_shape_is_refused(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path, start: str, differs: str
 ) -> None:
     first = train(
         _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
     )
     wider = replace(tiny_config, model=replace(tiny_config.model, embed_dim=16))
-    with pytest.raises(ArtifactError, match="architecture differs.*embed_dim 32.*embed_dim 16"):
-        train(wider, catalog, tmp_path / "b", init=first, device="cpu", progress=False)
+    with pytest.raises(ArtifactError, match=f"{differs}.*embed_dim 32.*embed_dim 16"):
+        train(wider, catalog, tmp_path / "b", device="cpu", progress=False, **{start: first})
 
 
 def test_init_keeps_an_artifacts_encoding_options(
@@ -258,14 +261,11 @@ def test_init_text_trains_a_new_image_side_into_a_locked_text_space(
     assert not np.allclose(_texts_and_photos(untrained, catalog)[1], photos_b)
 
 
-def test_init_text_refuses_another_text_side_and_init_together(
+def test_init_and_init_text_exclude_each_other(
     tiny_config: TrainConfig, catalog: Path, tmp_path: Path
 ) -> None:
     first = train(
         _with_epochs(tiny_config, 1), catalog, tmp_path / "a", device="cpu", progress=False
     )
-    wider = replace(tiny_config, model=replace(tiny_config.model, embed_dim=16))
-    with pytest.raises(ArtifactError, match=r"text side differs.*embed_dim 32.*embed_dim 16"):
-        train(wider, catalog, tmp_path / "b", init_text=first, device="cpu", progress=False)
     with pytest.raises(ConfigError, match="exclude each other"):
         train(tiny_config, catalog, tmp_path / "c", init=first, init_text=first, device="cpu")
