@@ -29,6 +29,11 @@ NonNegative = Annotated[float, Field(ge=0)]
 class LossConfig:
     cmpm: bool = True
     cmpc: bool = False
+    # "text": each CMPC class weight starts as the model's own unit text embedding of
+    # its title (weight imprinting), so a fine-tuning run's new classifier agrees with
+    # the embedding space from its first step instead of pulling it towards random
+    # directions; "random": Xavier, as in the paper.
+    cmpc_init: Literal["random", "text"] = "random"
     scale: Annotated[float, Field(gt=0)] = 1.0  # logit scale (inverse temperature) of CMPM
     margin: NonNegative = 1.0  # contrastive (siamese)
     corr_lambda: NonNegative = 0.02  # correlation weight (corrnet)
@@ -61,6 +66,10 @@ class OptimConfig:
     # aspect stretch and resampling filter, so uploads framed or sized unlike the
     # catalogue's photos still land near them. Not with image_frozen_blocks.
     augment: bool = False
+    # > 0: this share of each batch comes from products of one gender and article type
+    # (training.data.IdentityBatchSampler): hard negatives, the products a whole title
+    # must be told apart from; the rest of the batch stays random.
+    hard_batch_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Save checkpoint.pt at least this often inside an epoch, for --resume.
     checkpoint_minutes: NonNegative = 20.0  # 0: after every batch
     # > 0: a batch larger than this is stepped with cached gradients
@@ -134,6 +143,11 @@ def parse_config(data: dict[str, Any], name: str) -> TrainConfig:
         "fields": _fields(data.pop("fields", {})),
     }
     config = parse_config_section(TrainConfig, {"name": name, **data, **sections}, f"config {name}")
+    if config.loss.cmpc_init != "random" and not (config.loss.cmpc and config.scheme == "cmpl"):
+        raise ConfigError(
+            f'[loss] cmpc_init = "{config.loss.cmpc_init}" needs the CMPC classifier: '
+            "scheme cmpl with [loss] cmpc = true"
+        )
     if config.optim.grad_cache_chunk and config.scheme == "corrnet":
         raise ConfigError(
             "[optim] grad_cache_chunk works for schemes whose loss reads the embeddings "

@@ -145,12 +145,27 @@ def collate_pairs(
     return torch.stack(pixels), list(texts), torch.tensor(labels, dtype=torch.long), list(indices)
 
 
+HARD_KEY_FIELDS = ("gender", "articleType")
+
+
+def similarity_key(product: Product) -> str:
+    """Products a whole title must be told apart from: same gender, same article type."""
+    return "|".join(product.attributes.get(name, "").strip().lower() for name in HARD_KEY_FIELDS)
+
+
 class IdentityBatchSampler(Sampler[list[int]]):
     """Batches that keep up to `per_identity` products of one title together.
 
     CMPM's targets only differ from plain matching when identities repeat inside a
     batch; shuffling identities (not products) makes that happen. Each DDP rank takes
     every `world_size`-th batch, so ranks never see the same product in an epoch.
+
+    With `hard_fraction` > 0 and one similarity key per product (`similarity_key`),
+    that share of each batch comes from identities ordered by key, so it holds
+    products of one or two keys ("men | shirts") that only details tell apart: hard
+    negatives for each other. The rest stays drawn at random, so coarse distinctions
+    and the shopper queries keep their negatives. Every identity still comes once an
+    epoch.
     """
 
     def __init__(
@@ -162,11 +177,19 @@ class IdentityBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        keys: Sequence[str] | None = None,
+        hard_fraction: float = 0.0,
     ) -> None:
+        if not 0.0 <= hard_fraction < 1.0:
+            raise ValueError(f"hard_fraction must lie in [0, 1); got {hard_fraction}")
+        if hard_fraction and (keys is None or len(keys) != len(labels)):
+            raise ValueError("hard_fraction needs one similarity key per product")
         groups: dict[int, list[int]] = defaultdict(list)
         for index, label in enumerate(labels):
             groups[label].append(index)
         self.groups = list(groups.values())
+        self.keys = list(keys) if keys is not None else None
+        self.hard_fraction = hard_fraction
         self.batch_size = batch_size
         self.per_identity = per_identity
         self.seed = seed
@@ -185,8 +208,11 @@ class IdentityBatchSampler(Sampler[list[int]]):
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
         order = [rng.sample(group, len(group))[: self.per_identity] for group in self.groups]
         rng.shuffle(order)
-        flat = [index for group in order for index in group]
-        batches = [flat[i : i + self.batch_size] for i in range(0, len(flat), self.batch_size)]
+        if self.hard_fraction:
+            batches = self._mixed_batches(order, rng)
+        else:
+            flat = [index for group in order for index in group]
+            batches = [flat[i : i + self.batch_size] for i in range(0, len(flat), self.batch_size)]
         if len(batches) > 1 and len(batches[-1]) < 2:
             batches.pop()  # a one-item batch has no negatives
         usable = (
@@ -195,6 +221,29 @@ class IdentityBatchSampler(Sampler[list[int]]):
             else len(batches)
         )
         return batches[:usable]
+
+    def _mixed_batches(self, order: list[list[int]], rng: random.Random) -> list[list[int]]:
+        """`order` (shuffled identities) split into a hard part, ordered by key (keys in
+        random order, identities shuffled within one), and a random part; each batch
+        takes its hard quota from the first and fills up from the second."""
+        assert self.keys is not None
+        keys = self.keys
+        cut = round(len(order) * self.hard_fraction)
+        distinct = sorted({keys[group[0]] for group in order[:cut]})
+        rank = {key: i for i, key in enumerate(rng.sample(distinct, len(distinct)))}
+        hard_part = sorted(order[:cut], key=lambda group: rank[keys[group[0]]])  # stable
+        hard = [index for group in hard_part for index in group]
+        easy = [index for group in order[cut:] for index in group]
+        quota = max(1, round(self.batch_size * self.hard_fraction))
+        batches: list[list[int]] = []
+        while hard or easy:
+            take = min(len(hard), quota)
+            take = max(take, self.batch_size - len(easy))  # one stream ran dry: the other
+            batch, hard = hard[:take], hard[take:]
+            rest = self.batch_size - len(batch)
+            batch, easy = batch + easy[:rest], easy[rest:]
+            batches.append(batch)
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self._all_batches()[self.rank :: self.world_size][self.skip :]

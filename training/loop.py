@@ -27,12 +27,14 @@ from training.data import (
     Splits,
     collate_pairs,
     identity_labels,
+    similarity_key,
 )
 from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.epoch_end import LOG_FILE, MODEL_DIR, end_of_epoch
 from training.grad_cache import cached_gradient_step
+from training.imprint import imprint_cmpc
 from training.init import model_from_artifact, take_text_side
-from training.objectives import build_objective, multi_field_loss
+from training.objectives import CMPLObjective, build_objective, multi_field_loss
 from training.optim import apply_freezing, build_scheduler, param_groups
 from training.prefix_cache import CachedPairDataset, compute_prefix_cache
 from training.queries import FieldQueries, all_wordings, batch_queries, query_rng
@@ -55,6 +57,7 @@ def _prepare(
     device: torch.device,
     init: Path | None,
     init_text: Path | None,
+    imprint: bool,
 ) -> tuple[Splits, list[int], JointModel, nn.Module]:
     catalog = read_catalog(catalog_path)
     logger.info(catalog.summary())
@@ -80,6 +83,8 @@ def _prepare(
         image_dim=model.image_tower.feature_dim,
         text_dim=model.text_tower.feature_dim,
     ).to(device)
+    if imprint and isinstance(objective, CMPLObjective) and objective.cmpc is not None:
+        imprint_cmpc(objective.cmpc, model, list(identities))  # titles in label order
     return splits, labels, model, objective
 
 
@@ -122,6 +127,7 @@ def train(
     # Every rank builds the same initial weights: DDP syncs the model's, not the
     # objective's (CMPC's classifier). Then each rank draws its own flips.
     _seed_everything(config.seed)
+    resuming = resume and (out / CHECKPOINT).is_file()
     try:
         init_path = Path(init) if init is not None else None
         splits, labels, model, objective = _prepare(
@@ -130,6 +136,8 @@ def train(
             device=resolved,
             init=init_path,
             init_text=Path(init_text) if init_text is not None else None,
+            # A resumed run restores the classifier it trained.
+            imprint=config.loss.cmpc_init == "text" and not resuming,
         )
         _seed_everything(config.seed + dist_info.rank)
         optimizer = torch.optim.AdamW(
@@ -138,7 +146,7 @@ def train(
         state = TrainState(model, objective, optimizer)
         if dist_info.is_main:
             out.mkdir(parents=True, exist_ok=True)
-        if resume and (out / CHECKPOINT).is_file():
+        if resuming:
             restore_state(state, out / CHECKPOINT, config)
         _run_epochs(
             config,
@@ -175,6 +183,8 @@ def _run_epochs(
         seed=config.seed,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
+        keys=[similarity_key(p) for p in splits.train],
+        hard_fraction=config.optim.hard_batch_fraction,
     )
     loader = DataLoader(
         dataset,

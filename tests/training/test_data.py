@@ -20,6 +20,7 @@ from training.data import (
     SplitSpec,
     collate_pairs,
     identity_labels,
+    similarity_key,
     split_products,
 )
 
@@ -167,6 +168,65 @@ def test_ranks_take_disjoint_equal_shares(world_size: int) -> None:
 def test_a_one_item_last_batch_is_dropped() -> None:
     sampler = IdentityBatchSampler(list(range(5)), batch_size=2, per_identity=1)
     assert [len(batch) for batch in _batches(sampler)] == [2, 2]
+
+
+# 240 identities of 1 or 2 products in 12 kinds ("men|shirts"), interleaved
+HARD_LABELS = [label for label in range(240) for _ in range(1 + label % 2)]
+HARD_KEYS = [f"kind{label % 12}" for label in HARD_LABELS]
+
+
+def _same_kind_pairs(batches: list[list[int]]) -> float:
+    """Share of the pairs inside a batch that are two products of one kind."""
+    same = total = 0
+    for batch in batches:
+        kinds = [HARD_KEYS[i] for i in batch]
+        for a in range(len(kinds)):
+            for b in range(a + 1, len(kinds)):
+                same += kinds[a] == kinds[b]
+                total += 1
+    return same / total
+
+
+def test_hard_batches_gather_one_kind_and_still_cover_the_epoch() -> None:
+    def sampler(fraction: float) -> IdentityBatchSampler:
+        made = IdentityBatchSampler(
+            HARD_LABELS, 16, per_identity=2, seed=4, keys=HARD_KEYS, hard_fraction=fraction
+        )
+        made.set_epoch(1)
+        return made
+
+    random_batches = _batches(sampler(0.0))
+    hard_batches = _batches(sampler(0.5))
+    for batches in (random_batches, hard_batches):
+        flat = sorted(index for batch in batches for index in batch)
+        assert flat == list(range(len(HARD_LABELS)))  # every product once
+        assert all(2 <= len(batch) <= 16 for batch in batches)
+    # half of each hard batch is products of one or two kinds
+    assert all(len({HARD_KEYS[i] for i in batch[:8]}) <= 2 for batch in hard_batches[:-1])
+    assert _same_kind_pairs(hard_batches) > 2.5 * _same_kind_pairs(random_batches)
+    # without hard batches the keys change nothing
+    plain = IdentityBatchSampler(HARD_LABELS, 16, per_identity=2, seed=4)
+    plain.set_epoch(1)
+    assert _batches(plain) == random_batches
+
+
+def test_hard_batches_are_seeded_and_need_keys() -> None:
+    def batches(epoch: int) -> list[list[int]]:
+        made = IdentityBatchSampler(HARD_LABELS, 16, seed=4, keys=HARD_KEYS, hard_fraction=0.5)
+        made.set_epoch(epoch)
+        return _batches(made)
+
+    assert batches(2) == batches(2) != batches(3)
+    with pytest.raises(ValueError, match="needs one similarity key per product"):
+        IdentityBatchSampler(HARD_LABELS, 16, hard_fraction=0.5)
+    with pytest.raises(ValueError, match=r"hard_fraction must lie in \[0, 1\)"):
+        IdentityBatchSampler(HARD_LABELS, 16, keys=HARD_KEYS, hard_fraction=1.0)
+
+
+def test_the_similarity_key_is_gender_and_article_type(products: list[Product]) -> None:
+    product = next(p for p in products if p.attributes.get("articleType"))
+    gender, article = product.attributes["gender"], product.attributes["articleType"]
+    assert similarity_key(product) == f"{gender.lower()}|{article.lower()}"
 
 
 def test_pair_dataset_and_collate(products: list[Product]) -> None:

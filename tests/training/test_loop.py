@@ -151,10 +151,24 @@ def _multi_field(config: TrainConfig) -> TrainConfig:
     )
 
 
+@pytest.mark.parametrize(("cmpc_init", "hard_batch_fraction"), [("random", 0.0), ("text", 0.5)])
 def test_a_mid_epoch_resume_gives_the_weights_of_an_uninterrupted_run(
-    tiny_config: TrainConfig, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_config: TrainConfig,
+    catalog: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cmpc_init: str,
+    hard_batch_fraction: float,
 ) -> None:
+    # With an imprinted classifier the resumed run must restore the classifier it
+    # trained, not imprint it again from the half-trained text side; hard batches must
+    # come in the same order again.
     config = _multi_field(tiny_config)
+    config = replace(
+        config,
+        loss=replace(config.loss, cmpc_init=cmpc_init),
+        optim=replace(config.optim, hard_batch_fraction=hard_batch_fraction),
+    )
     train(config, catalog, tmp_path / "straight", device="cpu", progress=False)
 
     save = training.loop.save_state
@@ -178,6 +192,8 @@ def test_a_mid_epoch_resume_gives_the_weights_of_an_uninterrupted_run(
     assert (got["epoch"], got["step"]) == (want["epoch"], want["step"]) == (2, 0)
     for name, tensor in want["model"].items():
         assert torch.equal(got["model"][name], tensor), name
+    for name, tensor in want["objective"].items():
+        assert torch.equal(got["objective"][name], tensor), name
 
 
 def test_init_starts_from_an_artifacts_weights(

@@ -61,6 +61,15 @@ def test_a_path_works_as_well_as_a_name(tmp_path: Path) -> None:
         ({"epochs": 3}, r"unknown key\(s\) in config x: epochs; known: name, scheme, seed"),
         ({"scheme": "triplet"}, r"unknown scheme 'triplet'"),
         ({"optim": "fast"}, r"\[optim\] must be a table/object, got str"),
+        (
+            {"loss": {"cmpc_init": "text"}},
+            r'cmpc_init = "text" needs the CMPC classifier: scheme cmpl with \[loss\] cmpc = true',
+        ),
+        (
+            {"scheme": "siamese", "loss": {"cmpc": True, "cmpc_init": "text"}},
+            r"needs the CMPC classifier",
+        ),
+        ({"loss": {"cmpc": True, "cmpc_init": "titles"}}, r"invalid cmpc_init in \[loss\]"),
     ],
 )
 def test_mistakes_are_named(data: dict, match: str) -> None:
@@ -82,6 +91,10 @@ def test_mistakes_are_named(data: dict, match: str) -> None:
             r"invalid batch_size in \[optim\]: 1 \(.*greater than or equal to 2",
         ),
         ({"optim": {"epochs": 0}}, r"invalid epochs in \[optim\]: 0"),
+        (
+            {"optim": {"hard_batch_fraction": 1.0}},
+            r"invalid hard_batch_fraction in \[optim\]: 1.0 \(.*less than 1",
+        ),
         ({"loss": {"cmpc": "yes"}}, r"invalid cmpc in \[loss\]: 'yes' \(.*boolean"),
         (
             {"data": {"val_fraction": 1.5}},
