@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models import JointModel
+from models import ConfigError, JointModel
 from training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from training.config import TrainConfig
+from training.config import TrainConfig, parse_config
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,19 @@ def _without_epochs(config: dict) -> dict:
     return {**config, "optim": {k: v for k, v in config["optim"].items() if k != "epochs"}}
 
 
+def _with_todays_defaults(saved: dict) -> dict:
+    """A checkpoint's config with the options added since it was written at their
+    defaults, which train as before: a new option does not strand a run."""
+    try:
+        return parse_config(dict(saved), str(saved.get("name", "checkpoint"))).to_dict()
+    except ConfigError:  # an option since removed or renamed: compared as it is, and refused
+        return saved
+
+
 def restore_state(state: TrainState, path: Path, config: TrainConfig) -> None:
     """Load `path` into `state` (--resume); refuses a checkpoint of another config."""
     saved = load_checkpoint(path)
-    if _without_epochs(saved["config"]) != _without_epochs(config.to_dict()):
+    if _without_epochs(_with_todays_defaults(saved["config"])) != _without_epochs(config.to_dict()):
         raise ValueError(
             f"{path} was written by another training config; use a new --out or drop --resume"
         )

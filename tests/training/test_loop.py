@@ -109,6 +109,22 @@ def test_resume_refuses_a_checkpoint_of_another_config(
     assert len(_log(tmp_path / "run")) == 1
 
 
+def test_a_checkpoint_from_before_a_new_option_still_resumes(
+    tiny_config: TrainConfig, catalog: Path, tmp_path: Path
+) -> None:
+    train(_with_epochs(tiny_config, 1), catalog, tmp_path / "run", device="cpu", progress=False)
+    saved = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
+    del saved["config"]["optim"]["hard_batch_fraction"]  # as written before the option was
+    torch.save(saved, tmp_path / "run" / CHECKPOINT)
+    config = _with_epochs(tiny_config, 2)
+    train(config, catalog, tmp_path / "run", resume=True, device="cpu", progress=False)
+    assert [record["epoch"] for record in _log(tmp_path / "run")] == [1, 2]
+    # but an option set otherwise than at its default is another config
+    other = replace(config, optim=replace(config.optim, hard_batch_fraction=0.5))
+    with pytest.raises(ValueError, match="written by another training config"):
+        train(other, catalog, tmp_path / "run", resume=True, device="cpu", progress=False)
+
+
 def test_without_validation_products_the_latest_epoch_is_kept(
     tiny_config: TrainConfig, tiny_catalog, tmp_path: Path
 ) -> None:
