@@ -183,7 +183,9 @@ def _run_epochs(
         seed=config.seed,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
-        keys=[similarity_key(p) for p in splits.train],
+        keys=[similarity_key(p) for p in splits.train]
+        if config.optim.hard_batch_fraction
+        else None,
         hard_fraction=config.optim.hard_batch_fraction,
     )
     loader = DataLoader(
